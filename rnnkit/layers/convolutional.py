@@ -1,0 +1,129 @@
+"""1-D convolution over time, as ``keras.layers.Conv1D``."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import activations, initializers, regularizers
+from .base import Layer
+
+
+def conv_output_length(length, kernel, padding, stride, dilation=1):
+    """Output length of a 1-D convolution or pooling window (Keras's rule)."""
+    if length is None:
+        return None
+    if padding in ("same", "causal"):
+        return -(-length // stride)
+    span = (kernel - 1) * dilation + 1
+    return max((length - span) // stride + 1, 0)
+
+
+def same_padding(length: int, kernel: int, stride: int, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow's "same" padding (extra on the right) for an input of ``length``."""
+    span = (kernel - 1) * dilation + 1
+    out = math.ceil(length / stride)
+    total = max((out - 1) * stride + span - length, 0)
+    return total // 2, total - total // 2
+
+
+class Conv1D(Layer):
+    """Temporal convolution: ``(batch, time, channels)`` -> ``(batch, new_time, filters)``.
+
+    Args:
+        filters: output channels.
+        kernel_size: window length (int).
+        strides: step between windows (default 1).
+        padding: ``"valid"`` (no padding), ``"same"`` (output length ``ceil(time / strides)``)
+            or ``"causal"`` (left padding, so output t sees inputs <= t).
+        dilation_rate: spacing between kernel taps.
+        activation, use_bias, kernel_initializer, bias_initializer, regularizers: as Dense.
+
+    Weights (Keras layout): ``kernel (kernel_size, channels, filters)``, ``bias (filters,)``.
+    Runs ``torch.nn.functional.conv1d`` on a channels-first view.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size,
+        strides=1,
+        padding: str = "valid",
+        dilation_rate=1,
+        activation=None,
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        data_format: str = "channels_last",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        unpack = lambda v: int(v[0]) if isinstance(v, (tuple, list)) else int(v)  # noqa: E731
+        self.filters = int(filters)
+        self.kernel_size = unpack(kernel_size)
+        self.strides = unpack(strides)
+        self.dilation_rate = unpack(dilation_rate)
+        if padding not in ("valid", "same", "causal"):
+            raise ValueError(f"Conv1D: padding must be 'valid', 'same' or 'causal', got {padding!r}")
+        if data_format != "channels_last":
+            raise ValueError("Conv1D: only data_format='channels_last' (batch, time, channels) is supported")
+        if self.strides > 1 and self.dilation_rate > 1:
+            raise ValueError("Conv1D: strides > 1 together with dilation_rate > 1 is not supported (as in Keras)")
+        self.padding = padding
+        self.activation_name = activations.serialize(activation)
+        self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self._regularizers = [
+            ("kernel", regularizers.get(kernel_regularizer)),
+            ("bias", regularizers.get(bias_regularizer)),
+        ]
+
+    def build(self, input_shape):
+        if len(input_shape) != 3 or input_shape[-1] is None:
+            raise ValueError(
+                f"layer {self.name!r} (Conv1D) expects inputs of shape (batch, time, channels), got {input_shape}"
+            )
+        self.kernel = nn.Parameter(self.kernel_initializer((self.kernel_size, input_shape[-1], self.filters)))
+        self.bias = nn.Parameter(self.bias_initializer((self.filters,))) if self.use_bias else None
+
+    def compute_output_shape(self, input_shape):
+        t = conv_output_length(input_shape[1], self.kernel_size, self.padding, self.strides, self.dilation_rate)
+        return (input_shape[0], t, self.filters)
+
+    def forward(self, inputs, mask=None, training=None):
+        x = inputs.transpose(1, 2)  # (batch, channels, time)
+        if self.padding == "causal":
+            x = F.pad(x, ((self.kernel_size - 1) * self.dilation_rate, 0))
+        elif self.padding == "same":
+            x = F.pad(x, same_padding(x.shape[-1], self.kernel_size, self.strides, self.dilation_rate))
+        span = (self.kernel_size - 1) * self.dilation_rate + 1
+        if x.shape[-1] < span:
+            raise ValueError(
+                f"layer {self.name!r} (Conv1D): input of {inputs.shape[1]} steps is shorter than the "
+                f"kernel span {span} (kernel_size={self.kernel_size}, dilation_rate={self.dilation_rate})"
+            )
+        y = F.conv1d(x, self.kernel.permute(2, 1, 0), self.bias, self.strides, 0, self.dilation_rate)
+        return self.activation(y.transpose(1, 2))
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(
+            filters=self.filters,
+            kernel_size=self.kernel_size,
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+            activation=self.activation_name,
+            use_bias=self.use_bias,
+            kernel_initializer=initializers.serialize(self.kernel_initializer),
+            bias_initializer=initializers.serialize(self.bias_initializer),
+            kernel_regularizer=regularizers.serialize(self._regularizers[0][1]),
+            bias_regularizer=regularizers.serialize(self._regularizers[1][1]),
+        )
+        return cfg

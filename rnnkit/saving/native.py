@@ -1,0 +1,178 @@
+"""rnnkit's model file: one safetensors file holding config, weights and optimizer state.
+
+Layout: tensors ``"<layer name>/<parameter>"`` (PyTorch layout, see
+``layers.recurrent``), optimizer tensors ``"optimizer/<index>/<key>"``; the
+safetensors header's metadata holds JSON strings ``rnnkit_format``,
+``model_config``, ``compile_config`` and ``optimizer_state`` (the non-tensor part).
+Nothing is ever unpickled. Files are written to a temporary name, fsynced and
+renamed into place, so a crash mid-save leaves the previous file intact.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from ..utils import atomic_write_bytes
+
+FORMAT = "rnnkit-model/1"
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, corrupt, truncated or not an rnnkit/Keras model."""
+
+
+def _model_tensors(model) -> dict[str, torch.Tensor]:
+    tensors = {}
+    for layer in model.layers:
+        for pname, p in layer.named_parameters():
+            tensors[f"{layer.name}/{pname}"] = p.detach().cpu().contiguous()
+    return tensors
+
+
+def _split_optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for idx, st in sd["state"].items():
+        for key, value in st.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optimizer/{idx}/{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(idx), {})[key] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _join_optimizer_state(tensors: dict, meta: dict) -> dict:
+    state: dict = {}
+    for name, t in tensors.items():
+        _, idx, key = name.split("/", 2)
+        state.setdefault(int(idx), {})[key] = t
+    for idx, values in meta.get("scalars", {}).items():
+        state.setdefault(int(idx), {}).update(values)
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_model(model, filepath, include_optimizer: bool = True, overwrite: bool = True) -> None:
+    path = Path(filepath)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists and overwrite=False")
+    if not model.built:
+        raise ValueError(f"model {model.name!r} is not built yet, so it has no weights to save")
+    tensors = _model_tensors(model)
+    metadata = {
+        "rnnkit_format": FORMAT,
+        "model_config": json.dumps({"class_name": type(model).__name__, "config": model.get_config()}),
+    }
+    state = model.compiled
+    if state is not None:
+        try:
+            metadata["compile_config"] = json.dumps(state.get_config())
+        except ValueError:
+            include_optimizer = False  # a raw torch optimizer: weights only
+        if include_optimizer and state.optimizer.torch_optimizer is not None:
+            opt_tensors, opt_meta = _split_optimizer_state(state.optimizer.torch_optimizer)
+            tensors.update(opt_tensors)
+            opt_meta["iterations"] = state.optimizer.iterations
+            metadata["optimizer_state"] = json.dumps(opt_meta)
+    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+
+
+def read_file(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read an rnnkit model file; every failure becomes one clear ModelFileError."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such model file")
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a model file")
+    data = path.read_bytes()
+    if len(data) < 8:
+        raise ModelFileError(f"{path}: file is truncated ({len(data)} bytes); not an rnnkit model")
+    header_len = int.from_bytes(data[:8], "little")
+    if header_len <= 0 or 8 + header_len > len(data):
+        raise ModelFileError(f"{path}: not an rnnkit model file (bad or truncated safetensors header)")
+    try:
+        header = json.loads(data[8 : 8 + header_len])
+        tensors = st_load(data)
+    except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: corrupt or truncated model file ({exc})") from None
+    metadata = header.get("__metadata__") or {}
+    if metadata.get("rnnkit_format") != FORMAT:
+        raise ModelFileError(
+            f"{path}: not an rnnkit model file (format {metadata.get('rnnkit_format')!r}, expected {FORMAT!r})"
+        )
+    return tensors, metadata
+
+
+def load_native(path, compile: bool = True):
+    from ..layers.registry import get_class
+    from ..models import Sequential
+
+    tensors, metadata = read_file(path)
+    try:
+        spec = json.loads(metadata["model_config"])
+        cls = Sequential if spec["class_name"] == "Sequential" else get_class(spec["class_name"])
+        model = cls.from_config(spec["config"])
+    except (KeyError, json.JSONDecodeError, TypeError) as exc:
+        raise ModelFileError(f"{path}: model config is unreadable ({exc})") from None
+    _load_tensors(model, {k: v for k, v in tensors.items() if not k.startswith("optimizer/")}, path)
+    if compile and "compile_config" in metadata:
+        cfg = json.loads(metadata["compile_config"])
+        model.compile(optimizer=cfg["optimizer"], loss=cfg["loss"], metrics=cfg["metrics"], device="cpu")
+        if "optimizer_state" in metadata:
+            opt_meta = json.loads(metadata["optimizer_state"])
+            opt_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer/")}
+            model.compiled.optimizer.iterations = opt_meta.get("iterations", 0)
+            model.compiled.optimizer.torch_optimizer.load_state_dict(_join_optimizer_state(opt_tensors, opt_meta))
+    return model
+
+
+def _load_tensors(model, tensors: dict, path) -> None:
+    expected = _model_tensors(model)
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    if missing or unexpected:
+        raise ModelFileError(
+            f"{path}: weights do not match the model (missing: {missing[:5]}, unexpected: {unexpected[:5]})"
+        )
+    params = {f"{layer.name}/{n}": p for layer in model.layers for n, p in layer.named_parameters()}
+    with torch.no_grad():
+        for name, p in params.items():
+            t = tensors[name]
+            if tuple(t.shape) != tuple(p.shape):
+                raise ModelFileError(f"{path}: weight {name} has shape {tuple(t.shape)}, the model expects {tuple(p.shape)}")
+            p.copy_(t.to(p.device))
+
+
+def save_weights(model, filepath) -> None:
+    atomic_write_bytes(Path(filepath), st_save(_model_tensors(model), metadata={"rnnkit_format": FORMAT + "+weights"}))
+
+
+def load_weights(model, filepath) -> None:
+    path = Path(filepath)
+    if not path.exists():
+        raise ModelFileError(f"{path}: no such weights file")
+    try:
+        tensors = st_load(path.read_bytes())
+    except (SafetensorError, ValueError) as exc:
+        raise ModelFileError(f"{path}: corrupt or truncated weights file ({exc})") from None
+    _load_tensors(model, {k: v for k, v in tensors.items() if not k.startswith("optimizer/")}, path)
+
+
+def load_model(filepath, compile: bool = True, custom_objects=None):
+    """Load a model saved by ``Model.save``, or a Keras ``.keras`` / legacy ``.h5`` file.
+
+    Args:
+        filepath: path to the file.
+        compile: restore the loss, metrics and optimizer (with its state) when saved.
+    """
+    path = Path(os.fspath(filepath))
+    if path.suffix in (".keras", ".h5", ".hdf5"):
+        from .keras_format import load_keras_file
+
+        return load_keras_file(path, compile=compile)
+    return load_native(path, compile=compile)

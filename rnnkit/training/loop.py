@@ -1,0 +1,247 @@
+"""The fit / evaluate / predict loops behind ``Model``: plain, readable PyTorch.
+
+Data flows one way: arrays -> tensors on the model's device -> index batches ->
+forward (logits where the loss can use them) -> loss + weight penalties ->
+backward -> clip -> optimizer step -> streaming metrics -> callbacks.
+"""
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import torch
+
+from ..layers.base import as_tensor
+from .callbacks import CallbackList, History
+from .compile import build_training_state
+from .progress import ProgressLogger
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN)."""
+
+
+def _to_tensor(data, device, what):
+    if data is None:
+        raise ValueError(f"{what} is missing")
+    if isinstance(data, (list, tuple)) and data and isinstance(data[0], (np.ndarray, torch.Tensor)) and len(data) > 1 and what == "x":
+        raise ValueError("x: a Sequential model takes a single input array, got a list of arrays")
+    return as_tensor(data, device)
+
+
+def _check_lengths(x, y):
+    if y is not None and len(x) != len(y):
+        raise ValueError(f"x has {len(x)} samples but y has {len(y)}; they must have the same length")
+    if len(x) == 0:
+        raise ValueError("x has no samples")
+
+
+def _require_compiled(model):
+    if model.compiled is None:
+        raise RuntimeError(f"model {model.name!r} must be compiled before training or evaluation: call model.compile(...)")
+
+
+def _ensure_built(model, x):
+    if not model.built:
+        model.build_for((None,) + tuple(x.shape[1:]))
+    build_training_state(model)
+
+
+def _forward_loss(model, xb, yb, training: bool):
+    """Forward a batch; returns (loss incl. penalties, data loss, predictions, output mask)."""
+    state = model.compiled
+    loss = state.loss
+    use_logits = (
+        loss.logit_activation is not None
+        and not loss.from_logits
+        and getattr(model, "final_activation", None) == loss.logit_activation
+    )
+    if hasattr(model, "forward_with_mask"):
+        out, out_mask = model.forward_with_mask(xb, training=training, return_logits=use_logits)
+    else:
+        out, out_mask = model(xb, training=training), None
+    per = loss.per_sample(yb, out, logits=use_logits or loss.from_logits)
+    if out_mask is not None and out_mask.shape == per.shape:
+        m = out_mask.to(per.dtype)
+        data_loss = (per * m).sum() / m.sum().clamp(min=1)
+    else:
+        data_loss = per.mean()
+    total = data_loss
+    penalty = model.regularization_loss()
+    if penalty is not None:
+        total = total + penalty
+    if use_logits:
+        out = torch.sigmoid(out) if loss.logit_activation == "sigmoid" else torch.softmax(out, -1)
+    return total, out, out_mask
+
+
+def _batches(n, batch_size, shuffle, device):
+    order = torch.randperm(n, device=device) if shuffle else None
+    for start in range(0, n, batch_size):
+        if order is None:
+            yield slice(start, min(start + batch_size, n))
+        else:
+            yield order[start : start + batch_size]
+
+
+def _verbosity(verbose):
+    if verbose == "auto":
+        return 1 if sys.stderr.isatty() else 2
+    return int(verbose)
+
+
+def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
+        validation_data=None, shuffle=True, initial_epoch=0, steps_per_epoch=None, **kwargs):
+    if kwargs:
+        raise TypeError(f"fit() got unexpected argument(s): {', '.join(sorted(kwargs))}")
+    _require_compiled(model)
+    device = model.device
+    x = _to_tensor(x, device, "x")
+    y = _to_tensor(y, device, "y")
+    _check_lengths(x, y)
+    batch_size = int(batch_size or 32)
+    if batch_size <= 0:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if validation_data is None and validation_split:
+        if not 0.0 < validation_split < 1.0:
+            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+        split = int(len(x) * (1.0 - validation_split))
+        if split == 0 or split == len(x):
+            raise ValueError(
+                f"validation_split={validation_split} leaves no training or no validation samples out of {len(x)}"
+            )
+        x, x_val, y, y_val = x[:split], x[split:], y[:split], y[split:]
+        validation_data = (x_val, y_val)
+    _ensure_built(model, x)
+    state = model.compiled
+    opt = state.optimizer
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    n = len(x)
+    steps = math.ceil(n / batch_size)
+    if steps_per_epoch:
+        steps = min(steps, int(steps_per_epoch))
+    verbose = _verbosity(verbose)
+    history = History()
+    cbs = [history] + list(callbacks or [])
+    if verbose:
+        cbs.append(ProgressLogger(verbose))
+    cb = CallbackList(cbs, model, {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": n, "verbose": verbose})
+    model.history = history
+    model.stop_training = False
+    cb.on_train_begin()
+    global_step = 0
+    for epoch in range(initial_epoch, epochs):
+        model.train()
+        for m in state.metrics:
+            m.reset()
+        loss_sum = torch.zeros((), device=device)
+        seen = 0
+        cb.on_epoch_begin(epoch)
+        for step, idx in enumerate(_batches(n, batch_size, shuffle, device)):
+            if step >= steps:
+                break
+            cb.on_train_batch_begin(step)
+            xb, yb = x[idx], y[idx]
+            opt.torch_optimizer.zero_grad(set_to_none=True)
+            loss, pred, out_mask = _forward_loss(model, xb, yb, training=True)
+            loss_value = float(loss.detach())  # one sync per step: needed for the NaN check and progress
+            if not math.isfinite(loss_value):
+                raise TrainingError(
+                    f"loss became {loss_value} at epoch {epoch + 1}, step {step + 1} (global step {global_step + 1}); "
+                    f"training stopped before applying that update. Try a lower learning rate or clipnorm=1.0"
+                )
+            loss.backward()
+            opt.step(params)
+            with torch.no_grad():
+                for m in state.metrics:
+                    m.update(yb, pred.detach(), out_mask)
+            bs = len(yb)
+            loss_sum += loss.detach() * bs
+            seen += bs
+            global_step += 1
+            logs = {"loss": loss_value, "size": bs}
+            if verbose == 1:
+                logs.update({m.name: m.result() for m in state.metrics})
+            cb.on_train_batch_end(step, logs)
+            if model.stop_training:
+                break
+        logs = {"loss": float(loss_sum) / max(seen, 1)}
+        logs.update({m.name: m.result() for m in state.metrics})
+        if validation_data is not None:
+            x_val, y_val = validation_data[0], validation_data[1]
+            val = evaluate(model, x_val, y_val, batch_size=batch_size, return_dict=True)
+            logs.update({f"val_{k}": v for k, v in val.items()})
+        cb.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    cb.on_train_end()
+    model.eval()
+    return history
+
+
+@torch.no_grad()
+def evaluate(model, x, y, batch_size=None, verbose=0, return_dict=False, **kwargs):
+    if kwargs:
+        raise TypeError(f"evaluate() got unexpected argument(s): {', '.join(sorted(kwargs))}")
+    _require_compiled(model)
+    device = model.device
+    x = _to_tensor(x, device, "x")
+    y = _to_tensor(y, device, "y")
+    _check_lengths(x, y)
+    _ensure_built(model, x)
+    state = model.compiled
+    metrics = [type(m)(name=m.name) if not hasattr(m, "threshold") else type(m)(name=m.name, threshold=m.threshold) for m in state.metrics]
+    was_training = model.training
+    model.eval()
+    total, seen = torch.zeros((), device=device), 0
+    for idx in _batches(len(x), int(batch_size or 32), False, device):
+        xb, yb = x[idx], y[idx]
+        loss, pred, out_mask = _forward_loss(model, xb, yb, training=False)
+        total += loss * len(yb)
+        seen += len(yb)
+        for m in metrics:
+            m.update(yb, pred, out_mask)
+    model.train(was_training)
+    results = {"loss": float(total) / seen}
+    results.update({m.name: m.result() for m in metrics})
+    if verbose:
+        print(" - ".join(f"{k}: {v:.4f}" for k, v in results.items()))
+    if return_dict:
+        return results
+    return results["loss"] if len(results) == 1 else list(results.values())
+
+
+@torch.no_grad()
+def predict(model, x, batch_size=None, verbose=0, **kwargs):
+    if kwargs:
+        raise TypeError(f"predict() got unexpected argument(s): {', '.join(sorted(kwargs))}")
+    device = model.device
+    x = _to_tensor(x, device, "x")
+    if len(x) == 0:
+        raise ValueError("x has no samples")
+    was_training = model.training
+    model.eval()
+    outs = [model(x[idx], training=False) for idx in _batches(len(x), int(batch_size or 32), False, device)]
+    model.train(was_training)
+    if isinstance(outs[0], list):
+        return [torch.cat(parts).cpu().numpy() for parts in zip(*outs)]
+    return torch.cat(outs).cpu().numpy()
+
+
+def train_on_batch(model, x, y):
+    _require_compiled(model)
+    device = model.device
+    x, y = _to_tensor(x, device, "x"), _to_tensor(y, device, "y")
+    _check_lengths(x, y)
+    _ensure_built(model, x)
+    opt = model.compiled.optimizer
+    model.train()
+    opt.torch_optimizer.zero_grad(set_to_none=True)
+    loss, _, _ = _forward_loss(model, x, y, training=True)
+    if not math.isfinite(float(loss.detach())):
+        raise TrainingError(f"loss became {float(loss)} in train_on_batch; the update was not applied")
+    loss.backward()
+    opt.step([p for p in model.parameters() if p.requires_grad])
+    return float(loss.detach())

@@ -1,0 +1,158 @@
+"""Loss functions with Keras's names and semantics.
+
+Each loss maps ``(y_true, y_pred)`` to *per-sample* losses (``y_pred.shape[:-1]``
+for class outputs); the training loop averages them (over unmasked steps when
+the output carries a mask). Probability-output losses (``from_logits=False``)
+clip as Keras does; when the model's last activation is the matching softmax or
+sigmoid, the loop hands the loss logits instead, which is exact and stable.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+EPSILON = 1e-7  # keras.backend.epsilon()
+
+
+class Loss:
+    name = "loss"
+    #: final activation whose logits this loss can use directly (see module doc)
+    logit_activation: str | None = None
+
+    def __init__(self, from_logits: bool = False):
+        self.from_logits = bool(from_logits)
+
+    def per_sample(self, y_true: torch.Tensor, y_pred: torch.Tensor, logits: bool) -> torch.Tensor:
+        raise NotImplementedError
+
+    def __call__(self, y_true, y_pred) -> torch.Tensor:
+        y_true, y_pred = torch.as_tensor(y_true), torch.as_tensor(y_pred)
+        return self.per_sample(y_true, y_pred, self.from_logits).mean()
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "from_logits": self.from_logits}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(from_logits={self.from_logits})"
+
+
+class CategoricalCrossentropy(Loss):
+    """``-sum(y_true * log(y_pred))`` over the last axis; ``y_true`` one-hot ``(..., classes)``."""
+
+    name = "categorical_crossentropy"
+    logit_activation = "softmax"
+
+    def per_sample(self, y_true, y_pred, logits):
+        y_true = y_true.to(y_pred.dtype)
+        if y_true.shape != y_pred.shape:
+            raise ValueError(
+                f"categorical_crossentropy needs one-hot targets shaped like the output {tuple(y_pred.shape)}, "
+                f"got {tuple(y_true.shape)} (use sparse_categorical_crossentropy for integer labels)"
+            )
+        if logits:
+            logp = torch.log_softmax(y_pred, dim=-1)
+        else:
+            p = y_pred / y_pred.sum(-1, keepdim=True)
+            logp = torch.log(p.clamp(EPSILON, 1 - EPSILON))
+        return -(y_true * logp).sum(-1)
+
+
+class SparseCategoricalCrossentropy(Loss):
+    """Cross-entropy with integer labels ``(...)`` against outputs ``(..., classes)``."""
+
+    name = "sparse_categorical_crossentropy"
+    logit_activation = "softmax"
+
+    def per_sample(self, y_true, y_pred, logits):
+        if y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1:
+            y_true = y_true.squeeze(-1)
+        if tuple(y_true.shape) != tuple(y_pred.shape[:-1]):
+            raise ValueError(
+                f"sparse_categorical_crossentropy needs integer labels of shape {tuple(y_pred.shape[:-1])}, "
+                f"got {tuple(y_true.shape)}"
+            )
+        y_true = y_true.long()
+        classes = y_pred.shape[-1]
+        if y_true.numel() and (int(y_true.min()) < 0 or int(y_true.max()) >= classes):
+            bad = int(y_true.min()) if int(y_true.min()) < 0 else int(y_true.max())
+            raise ValueError(f"label {bad} is out of range for an output of {classes} classes")
+        flat_pred = y_pred.reshape(-1, classes)
+        if logits:
+            losses = F.cross_entropy(flat_pred, y_true.reshape(-1), reduction="none")
+        else:
+            p = flat_pred / flat_pred.sum(-1, keepdim=True)
+            losses = F.nll_loss(torch.log(p.clamp(EPSILON, 1 - EPSILON)), y_true.reshape(-1), reduction="none")
+        return losses.reshape(y_true.shape)
+
+
+class BinaryCrossentropy(Loss):
+    """Mean over the last axis of ``-(y log p + (1 - y) log(1 - p))``."""
+
+    name = "binary_crossentropy"
+    logit_activation = "sigmoid"
+
+    def per_sample(self, y_true, y_pred, logits):
+        y_true = y_true.to(y_pred.dtype).reshape(y_pred.shape)
+        if logits:
+            return F.binary_cross_entropy_with_logits(y_pred, y_true, reduction="none").mean(-1)
+        p = y_pred.clamp(EPSILON, 1 - EPSILON)
+        return -(y_true * torch.log(p) + (1 - y_true) * torch.log(1 - p)).mean(-1)
+
+
+class MeanSquaredError(Loss):
+    name = "mean_squared_error"
+
+    def per_sample(self, y_true, y_pred, logits):
+        return (y_pred - y_true.to(y_pred.dtype).reshape(y_pred.shape)).square().mean(-1)
+
+
+class MeanAbsoluteError(Loss):
+    name = "mean_absolute_error"
+
+    def per_sample(self, y_true, y_pred, logits):
+        return (y_pred - y_true.to(y_pred.dtype).reshape(y_pred.shape)).abs().mean(-1)
+
+
+_LOSSES = {
+    "categorical_crossentropy": CategoricalCrossentropy,
+    "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "binary_crossentropy": BinaryCrossentropy,
+    "mean_squared_error": MeanSquaredError,
+    "mse": MeanSquaredError,
+    "mean_absolute_error": MeanAbsoluteError,
+    "mae": MeanAbsoluteError,
+}
+
+
+class _CallableLoss(Loss):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+        self.name = getattr(fn, "__name__", "custom_loss")
+
+    def per_sample(self, y_true, y_pred, logits):
+        out = self.fn(y_true, y_pred)
+        return out if out.dim() else out.reshape(1)
+
+
+def get(identifier) -> Loss:
+    """A Loss from a name, a Loss instance or class, or a ``fn(y_true, y_pred)`` callable."""
+    if isinstance(identifier, Loss):
+        return identifier
+    if isinstance(identifier, type) and issubclass(identifier, Loss):
+        return identifier()
+    if isinstance(identifier, str):
+        cls = _LOSSES.get(identifier)
+        if cls is None:
+            raise ValueError(f"unknown loss {identifier!r}; expected one of {', '.join(sorted(_LOSSES))}")
+        return cls()
+    if isinstance(identifier, dict):
+        cfg = dict(identifier)
+        return _LOSSES[cfg.pop("name")](**cfg)
+    if callable(identifier):
+        return _CallableLoss(identifier)
+    raise ValueError(f"cannot interpret {identifier!r} as a loss")
+
+
+def names() -> list[str]:
+    return sorted(_LOSSES)
