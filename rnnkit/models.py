@@ -220,6 +220,11 @@ class Sequential(Model):
             shape = layer.compute_output_shape(shape)
         return shape
 
+    def _check_input(self, x) -> None:
+        # The first layer knows what it accepts (an Embedding takes any sequence length).
+        if self._stack and self._stack[0].built:
+            self._stack[0]._check_input(x)
+
     # ------------------------------------------------------------- forward
     def forward(self, inputs, mask=None, training=None, return_logits: bool = False):
         out, _ = self.forward_with_mask(inputs, mask=mask, training=training, return_logits=return_logits)

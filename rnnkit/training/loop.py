@@ -124,7 +124,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
         steps = min(steps, int(steps_per_epoch))
     verbose = _verbosity(verbose)
     history = History()
-    cbs = [history] + list(callbacks or [])
+    cbs = list(callbacks or []) + [history]  # last, so it records what other callbacks add (learning_rate)
     if verbose:
         cbs.append(ProgressLogger(verbose))
     cb = CallbackList(cbs, model, {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": n, "verbose": verbose})

@@ -1,0 +1,4 @@
+"""``keras.optimizers``."""
+from ..training.optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop, get
+
+__all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Optimizer", "RMSprop", "get"]

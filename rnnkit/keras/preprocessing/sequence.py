@@ -1,0 +1,2 @@
+"""``keras.preprocessing.sequence``."""
+from ...text import *  # noqa: F401,F403

@@ -1,0 +1,2 @@
+"""``keras.preprocessing.text``."""
+from ...text import *  # noqa: F401,F403

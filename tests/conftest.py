@@ -1,0 +1,28 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.layers import clear_session
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_names_and_seed():
+    """Every test starts with Keras's name counters reset and fixed seeds."""
+    clear_session()
+    torch.manual_seed(0)
+    np.random.seed(0)
+    yield
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    d = os.environ.get("RNNKIT_DATA_DIR")
+    if not d or not Path(d).is_dir():
+        pytest.skip("RNNKIT_DATA_DIR is not set to the shared corpora folder (../shared/data)")
+    return Path(d)

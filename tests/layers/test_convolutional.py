@@ -1,0 +1,79 @@
+"""Conv1D and the pooling layers: output lengths, parameter counts, values."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rnnkit.layers import AveragePooling1D, Conv1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
+
+
+def reference_conv(x, kernel, bias, stride, dilation, left, right):
+    """Direct (slow) definition: y[t, f] = sum_k sum_c x[t*s + k*d - left, c] * kernel[k, c, f] + b."""
+    b, t, c = x.shape
+    k = kernel.shape[0]
+    xp = np.concatenate([np.zeros((b, left, c)), x, np.zeros((b, right, c))], axis=1)
+    span = (k - 1) * dilation + 1
+    n = (xp.shape[1] - span) // stride + 1
+    out = np.zeros((b, n, kernel.shape[2]))
+    for i in range(n):
+        for j in range(k):
+            out[:, i] += xp[:, i * stride + j * dilation] @ kernel[j]
+    return out + bias
+
+
+@pytest.mark.parametrize(
+    "padding,strides,dilation,expected_len",
+    [("valid", 1, 1, 29), ("same", 1, 1, 33), ("causal", 1, 1, 33), ("valid", 2, 1, 15), ("same", 2, 1, 17),
+     ("valid", 1, 2, 25), ("causal", 1, 3, 33)],
+)
+def test_conv1d_lengths_and_values(padding, strides, dilation, expected_len):
+    conv = Conv1D(6, 5, strides=strides, padding=padding, dilation_rate=dilation)
+    x = np.random.rand(2, 33, 4).astype("float32")
+    y = conv(x).detach().numpy()
+    assert y.shape == (2, expected_len, 6) and conv.output_shape == (None, expected_len, 6)
+    kernel, bias = conv.get_weights()
+    bias = np.random.rand(6).astype("float32")
+    conv.set_weights([kernel, bias])
+    y = conv(x).detach().numpy()
+    span = 4 * dilation + 1
+    if padding == "causal":
+        left, right = span - 1, 0
+    elif padding == "same":
+        total = max((int(np.ceil(33 / strides)) - 1) * strides + span - 33, 0)
+        left, right = total // 2, total - total // 2
+    else:
+        left = right = 0
+    np.testing.assert_allclose(y, reference_conv(x, kernel, bias, strides, dilation, left, right), rtol=1e-4, atol=1e-5)
+
+
+def test_conv1d_param_count_and_short_input_error():
+    conv = Conv1D(56, 5, activation="relu", input_shape=(33, 42))
+    conv(np.zeros((1, 33, 42), "float32"))
+    assert conv.count_params() == 5 * 42 * 56 + 56 == 11816
+    with pytest.raises(ValueError, match="shorter than the kernel span"):
+        conv(np.zeros((1, 3, 42), "float32"))
+
+
+@pytest.mark.parametrize("pool,strides,padding,expected", [(4, None, "valid", 7), (2, 1, "valid", 28), (3, 2, "same", 15), (2, None, "same", 15)])
+def test_pooling_lengths(pool, strides, padding, expected):
+    x = torch.randn(2, 29, 3)
+    for cls in (MaxPooling1D, AveragePooling1D):
+        layer = cls(pool_size=pool, strides=strides, padding=padding)
+        assert layer(x).shape == (2, expected, 3) and layer.output_shape == (None, expected, 3)
+        assert layer.count_params() == 0
+
+
+def test_pooling_values_same_padding_ignores_padding():
+    x = torch.tensor([[[1.0], [-2.0], [3.0], [-4.0], [-5.0]]])
+    np.testing.assert_allclose(MaxPooling1D(2, padding="same")(x).numpy().ravel(), [1, 3, -5])
+    np.testing.assert_allclose(AveragePooling1D(2, padding="same")(x).numpy().ravel(), [-0.5, -0.5, -5])
+    np.testing.assert_allclose(AveragePooling1D(2)(x).numpy().ravel(), [-0.5, -0.5])
+
+
+def test_global_pooling_with_and_without_mask():
+    x = torch.tensor([[[1.0, 2.0], [3.0, -1.0], [100.0, 100.0]]])
+    mask = torch.tensor([[True, True, False]])
+    torch.testing.assert_close(GlobalAveragePooling1D()(x), x.mean(1))
+    torch.testing.assert_close(GlobalAveragePooling1D()(x, mask=mask), torch.tensor([[2.0, 0.5]]))
+    torch.testing.assert_close(GlobalMaxPooling1D()(x), torch.tensor([[100.0, 100.0]]))
+    assert GlobalMaxPooling1D(keepdims=True)(x).shape == (1, 1, 2)

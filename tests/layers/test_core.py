@@ -1,0 +1,93 @@
+"""Core layers: Dense, Embedding, Dropout, Activation, Flatten, RepeatVector, TimeDistributed."""
+import numpy as np
+import pytest
+import torch
+
+from rnnkit import regularizers
+from rnnkit.layers import Activation, Dense, Dropout, Embedding, Flatten, Input, RepeatVector, TimeDistributed
+
+
+def test_dense_on_vectors_and_sequences():
+    d = Dense(4, activation="relu")
+    x = np.random.rand(3, 5).astype("float32")
+    y = d(x)
+    kernel, bias = d.get_weights()
+    assert kernel.shape == (5, 4) and bias.shape == (4,)
+    np.testing.assert_allclose(y.detach().numpy(), np.maximum(x @ kernel + bias, 0), rtol=1e-6)
+    seq = Dense(2)
+    out = seq(np.random.rand(3, 7, 5).astype("float32"))
+    assert out.shape == (3, 7, 2) and seq.output_shape == (None, 7, 2)
+    assert seq.count_params() == 5 * 2 + 2
+
+
+def test_dense_without_bias_and_regularizer_penalty():
+    d = Dense(3, use_bias=False, kernel_regularizer=regularizers.l2(0.01))
+    d(np.zeros((1, 4), "float32"))
+    assert d.count_params() == 12 and len(d.get_weights()) == 1
+    (kernel,) = d.get_weights()
+    assert float(d.regularization_loss().detach()) == pytest.approx(0.01 * float((kernel**2).sum()), rel=1e-5)
+
+
+def test_embedding_lookup_mask_and_range_errors():
+    e = Embedding(10, 4, mask_zero=True, input_length=5)
+    assert e.output_shape == (None, 5, 4)
+    ids = np.array([[0, 0, 3, 9, 1]])
+    out = e(ids)
+    (table,) = e.get_weights()
+    np.testing.assert_array_equal(out.detach().numpy()[0], table[ids[0]])
+    np.testing.assert_array_equal(e.compute_mask(ids, None).numpy(), ids != 0)
+    assert np.abs(table).max() <= 0.05  # Keras's uniform(-0.05, 0.05) initializer
+    with pytest.raises(ValueError, match=r"token id 10 is out of range; expected ids in \[0, 9\]"):
+        e(np.array([[1, 10]]))
+    with pytest.raises(ValueError, match="token id -1 is out of range"):
+        e(np.array([[-1, 2]]))
+    # float ids that are whole numbers are fine, as in Keras
+    np.testing.assert_array_equal(e(np.array([[1.0, 2.0]])).detach().numpy(), table[[1, 2]][None])
+
+
+def test_dropout_scales_in_training_only():
+    d = Dropout(0.5)
+    x = torch.ones(1000, 10)
+    torch.testing.assert_close(d(x, training=False), x)
+    y = d(x, training=True)
+    kept = y != 0
+    assert 0.4 < kept.float().mean() < 0.6
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 2.0))
+    shared = Dropout(0.5, noise_shape=(None, 1, 4))(torch.ones(8, 6, 4), training=True)
+    assert torch.all(shared == shared[:, :1, :])  # one draw per feature, broadcast over time
+    with pytest.raises(ValueError, match="rate must be in"):
+        Dropout(1.5)
+
+
+def test_activation_flatten_repeat_vector():
+    x = torch.randn(2, 3, 4)
+    torch.testing.assert_close(Activation("softmax")(x).sum(-1), torch.ones(2, 3))
+    f = Flatten()
+    assert f(x).shape == (2, 12) and f.output_shape == (None, 12)
+    r = RepeatVector(5)
+    assert r(torch.randn(2, 4)).shape == (2, 5, 4) and r.output_shape == (None, 5, 4)
+    with pytest.raises(ValueError, match="unknown activation 'nope'"):
+        Activation("nope")
+
+
+def test_time_distributed_applies_the_same_dense_per_step():
+    td = TimeDistributed(Dense(3))
+    x = torch.randn(2, 5, 4)
+    y = td(x)
+    assert y.shape == (2, 5, 3) and td.output_shape == (None, 5, 3)
+    kernel, bias = td.get_weights()
+    np.testing.assert_allclose(y.detach().numpy(), x.numpy() @ kernel + bias, rtol=1e-5, atol=1e-6)
+    assert td.count_params() == 15
+
+
+def test_input_and_layer_naming():
+    assert Input((33,)).shape == (None, 33)
+    a, b, c = Dense(1), Dense(1), Dense(1, name="out")
+    assert (a.name, b.name, c.name) == ("dense", "dense_1", "out")
+
+
+def test_unbuilt_layer_errors():
+    with pytest.raises(ValueError, match="not built yet"):
+        Dense(3).count_params()
+    with pytest.raises(ValueError, match="Dense: units must be a positive integer"):
+        Dense(0)

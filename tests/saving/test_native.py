@@ -1,0 +1,133 @@
+"""rnnkit's own model files: exact round trips, optimizer state, atomic writes, corrupt files."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import ModelFileError, optimizers, regularizers
+from rnnkit.layers import (
+    GRU, LSTM, Activation, Bidirectional, Conv1D, Dense, Dropout, Embedding, Flatten, GlobalMaxPooling1D, Input,
+    MaxPooling1D, RepeatVector, SimpleRNN, TimeDistributed,
+)
+
+
+def every_layer_model():
+    return rnnkit.Sequential([
+        Embedding(30, 6, mask_zero=True, input_shape=(10,)),
+        Conv1D(5, 3, padding="causal", activation="relu"),
+        Bidirectional(GRU(4, return_sequences=True, reset_after=False), merge_mode="ave"),
+        Bidirectional(LSTM(3, return_sequences=True, go_backwards=True), merge_mode="mul"),
+        SimpleRNN(4, return_sequences=True, activation="relu"),
+        TimeDistributed(Dense(3)),
+        MaxPooling1D(2, padding="same"),
+        GRU(4, return_sequences=True),
+        Dropout(0.1),
+        Flatten(),
+        Dense(5, kernel_regularizer=regularizers.l2(0.01)),
+        RepeatVector(2),
+        GlobalMaxPooling1D(),
+        Activation("softmax"),
+    ])
+
+
+def test_round_trip_is_exact_for_every_layer(tmp_path):
+    model = every_layer_model()
+    x = np.random.randint(0, 30, (4, 10))
+    x[:, :3] = 0
+    path = tmp_path / "model.safetensors"
+    model.save(path)
+    loaded = rnnkit.load_model(path)
+    assert loaded.get_config() == model.get_config()
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.summary_text() == model.summary_text()
+
+
+def test_optimizer_state_resumes_training_identically(tmp_path):
+    x = np.random.randint(0, 50, (64, 8))
+    y = x[:, 0] % 3
+    def make():
+        m = rnnkit.Sequential([Embedding(50, 8, input_shape=(8,)), LSTM(6), Dense(3, activation="softmax")])
+        m.compile(optimizers.Adam(0.01, clipnorm=1.0), "sparse_categorical_crossentropy", metrics=["accuracy"])
+        return m
+    model = make()
+    model.fit(x, y, epochs=2, batch_size=16, shuffle=False, verbose=0)
+    model.save(tmp_path / "m.safetensors")
+    loaded = rnnkit.load_model(tmp_path / "m.safetensors")
+    assert loaded.optimizer.get_config() == model.optimizer.get_config()
+    h1 = model.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    h2 = loaded.fit(x, y, epochs=1, batch_size=16, shuffle=False, verbose=0)
+    assert h1.history["loss"] == pytest.approx(h2.history["loss"], rel=1e-6)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_file_is_plain_safetensors_with_json_config(tmp_path):
+    from safetensors import safe_open
+
+    model = rnnkit.Sequential([Input((3,)), Dense(2, name="head")])
+    model.save(tmp_path / "m.safetensors", include_optimizer=False)
+    with safe_open(tmp_path / "m.safetensors", "pt") as f:
+        assert set(f.keys()) == {"head/kernel", "head/bias"}
+        meta = f.metadata()
+    config = json.loads(meta["model_config"])
+    assert config["class_name"] == "Sequential" and config["config"]["layers"][1]["class_name"] == "Dense"
+
+
+def test_crash_during_save_leaves_previous_file_intact(tmp_path, monkeypatch):
+    path = tmp_path / "m.safetensors"
+    model = rnnkit.Sequential([Dense(2, input_shape=(3,))])
+    model.save(path)
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "fsync", crash)
+    model.set_weights([w + 1 for w in model.get_weights()])
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]  # no temp file left behind
+    rnnkit.load_model(path)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty", "header"])
+def test_corrupt_files_give_one_clear_error(tmp_path, damage):
+    path = tmp_path / "m.safetensors"
+    rnnkit.Sequential([Dense(2, input_shape=(3,))]).save(path)
+    data = path.read_bytes()
+    bad = {
+        "truncate": data[: len(data) - 7],
+        "garbage": b"\x00" * 100,
+        "empty": b"",
+        "header": data[:8] + b"{not json" + data[17:],
+    }[damage]
+    path.write_bytes(bad)
+    with pytest.raises(ModelFileError, match="m.safetensors"):
+        rnnkit.load_model(path)
+
+
+def test_missing_file_and_foreign_safetensors(tmp_path):
+    from safetensors.torch import save_file
+
+    with pytest.raises(ModelFileError, match="no such model file"):
+        rnnkit.load_model(tmp_path / "nope.safetensors")
+    save_file({"w": torch.zeros(2)}, tmp_path / "foreign.safetensors")
+    with pytest.raises(ModelFileError, match="not an rnnkit model file"):
+        rnnkit.load_model(tmp_path / "foreign.safetensors")
+
+
+def test_save_and_load_weights_only(tmp_path):
+    a = rnnkit.Sequential([Dense(2, input_shape=(3,)), Dense(1)])
+    b = rnnkit.Sequential([Dense(2, input_shape=(3,)), Dense(1)])
+    b.layers[0].name, b.layers[1].name = a.layers[0].name, a.layers[1].name
+    a.save_weights(tmp_path / "w.safetensors")
+    b.load_weights(tmp_path / "w.safetensors")
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    c = rnnkit.Sequential([Dense(3, input_shape=(3,), name=a.layers[0].name), Dense(1, name=a.layers[1].name)])
+    with pytest.raises(ModelFileError, match="has shape"):
+        c.load_weights(tmp_path / "w.safetensors")
