@@ -499,6 +499,9 @@ class Bidirectional(Layer):
             backward_layer = type(layer).from_config(config)
         if backward_layer.return_sequences != layer.return_sequences or backward_layer.return_state != layer.return_state:
             raise ValueError("Bidirectional: forward and backward layers must agree on return_sequences and return_state")
+        # As Keras: with return_sequences, both halves output zeros at masked steps
+        # (a lone RNN layer repeats its last output there instead).
+        layer.zero_output_for_mask = backward_layer.zero_output_for_mask = layer.return_sequences
         self.forward_layer = layer
         self.backward_layer = backward_layer
         self.merge_mode = merge_mode
@@ -550,8 +553,6 @@ class Bidirectional(Layer):
             or not b.go_backwards
             or (training and (f.dropout > 0 or b.dropout > 0))
             or f.use_bias != b.use_bias
-            or f.zero_output_for_mask
-            or b.zero_output_for_mask
         ):
             return None
         return mode
@@ -581,8 +582,10 @@ class Bidirectional(Layer):
             hx = tuple(torch.stack([fs, bs]) for fs, bs in zip(f_init, b_init))
             seq, finals = fused_run(mode, inputs, mask, hx, f.flat_weights() + b.flat_weights(), f.use_bias, True)
             u = f.units
+            f_last, b_last = seq[:, -1, :u], seq[:, 0, u:]
+            if f.zero_output_for_mask and mask is not None:
+                seq = seq * mask.unsqueeze(-1)
             f_seq, b_seq = seq[..., :u], seq[..., u:]
-            f_last, b_last = f_seq[:, -1], b_seq[:, 0]
             f_states, b_states = [s[0] for s in finals], [s[1] for s in finals]
         else:
             f_seq, f_states = f.run(inputs, mask, f_init, training)
