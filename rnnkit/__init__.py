@@ -5,18 +5,42 @@
 >>> model = rnnkit.Sequential([Embedding(120, 42, input_shape=(33,)),
 ...                            Bidirectional(LSTM(56, return_sequences=True)),
 ...                            Bidirectional(LSTM(12)), Dense(8)])
+
+Top-level names are imported on first use, so ``import rnnkit.text`` or
+``rnnkit.data`` (pure NumPy) and the CLI's start-up do not pay for torch.
 """
-from . import activations, initializers, layers, regularizers
-from .layers import Input, clear_session
-from .models import Model, Sequential
-from .saving import ModelFileError, load_model
-from .training import TrainingError, callbacks, losses, metrics, optimizers
-from .utils import to_categorical
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Input", "Model", "Sequential", "load_model", "ModelFileError", "TrainingError", "activations",
-    "callbacks", "clear_session", "initializers", "layers", "losses", "metrics", "optimizers",
-    "regularizers", "to_categorical", "__version__",
-]
+_LAZY = {
+    "Input": "rnnkit.layers",
+    "clear_session": "rnnkit.layers",
+    "Model": "rnnkit.models",
+    "Sequential": "rnnkit.models",
+    "load_model": "rnnkit.saving",
+    "ModelFileError": "rnnkit.saving",
+    "TrainingError": "rnnkit.training",
+    "callbacks": "rnnkit.training",
+    "losses": "rnnkit.training",
+    "metrics": "rnnkit.training",
+    "optimizers": "rnnkit.training",
+    "to_categorical": "rnnkit.utils",
+}
+_SUBMODULES = {"activations", "initializers", "layers", "regularizers", "keras", "text", "data", "lm",
+               "seq2seq", "bench", "training", "saving", "models", "utils", "cli"}
+
+__all__ = sorted(set(_LAZY) | _SUBMODULES | {"__version__"})
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"rnnkit.{name}")
+    else:
+        raise AttributeError(f"module 'rnnkit' has no attribute {name!r}")
+    globals()[name] = value
+    return value
