@@ -70,9 +70,10 @@ class AveragePooling1D(_Pooling1D):
 
 class GlobalMaxPooling1D(Layer):
     """Maximum over time: ``(batch, time, features)`` -> ``(batch, features)``
-    (``keepdims=True`` keeps a time axis of 1). Masked steps are ignored."""
+    (``keepdims=True`` keeps a time axis of 1).
 
-    supports_masking = True
+    As in Keras, this layer does not take a mask: padded steps count in the
+    maximum (``GlobalAveragePooling1D`` does honour masks)."""
 
     def __init__(self, data_format="channels_last", keepdims=False, **kwargs):
         super().__init__(**kwargs)
@@ -85,8 +86,6 @@ class GlobalMaxPooling1D(Layer):
         return None
 
     def forward(self, inputs, mask=None, training=None):
-        if mask is not None:
-            inputs = inputs.masked_fill(~mask.unsqueeze(-1), float("-inf"))
         return inputs.amax(dim=1, keepdim=self.keepdims)
 
     def get_config(self):
@@ -97,7 +96,9 @@ class GlobalMaxPooling1D(Layer):
 
 class GlobalAveragePooling1D(GlobalMaxPooling1D):
     """Mean over time: ``(batch, time, features)`` -> ``(batch, features)``; with a mask,
-    the mean over unmasked steps only."""
+    the mean over unmasked steps only (NaN for a fully masked row, as Keras)."""
+
+    supports_masking = True
 
     def forward(self, inputs, mask=None, training=None):
         if mask is None:
