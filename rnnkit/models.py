@@ -27,7 +27,7 @@ class Model(Layer):
         self.stop_training = False
 
     # ------------------------------------------------------------- training
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, device="auto", **kwargs):
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, device="auto", precision="fp32", **kwargs):
         """Configure training, as ``keras.Model.compile``.
 
         Args:
@@ -37,10 +37,12 @@ class Model(Layer):
                 ``"binary_crossentropy"``, ``"mse"``, ``"mae"``) or a loss object/callable.
             metrics: list of names (``"accuracy"``, ...) or metric objects.
             device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
+            precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast + gradient scaling on CUDA).
         """
         from .training.compile import compile_model
 
-        compile_model(self, optimizer=optimizer, loss=loss, metrics=metrics, device=device, **kwargs)
+        compile_model(self, optimizer=optimizer, loss=loss, metrics=metrics, device=device,
+                      precision=precision, **kwargs)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
@@ -226,9 +228,9 @@ class Sequential(Model):
             self._stack[0]._check_input(x)
 
     # ------------------------------------------------------------- forward
-    def forward(self, inputs, mask=None, training=None, return_logits: bool = False):
-        out, _ = self.forward_with_mask(inputs, mask=mask, training=training, return_logits=return_logits)
-        return out
+    def forward(self, inputs, mask=None, training=None, return_logits: bool = False, with_mask: bool = False):
+        out, out_mask = self.forward_with_mask(inputs, mask=mask, training=training, return_logits=return_logits)
+        return (out, out_mask) if with_mask else out
 
     def forward_with_mask(self, inputs, mask=None, training=None, return_logits: bool = False):
         """Run the stack; returns ``(output, output_mask)``.

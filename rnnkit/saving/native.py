@@ -122,7 +122,8 @@ def load_native(path, compile: bool = True):
     _load_tensors(model, {k: v for k, v in tensors.items() if not k.startswith("optimizer/")}, path)
     if compile and "compile_config" in metadata:
         cfg = json.loads(metadata["compile_config"])
-        model.compile(optimizer=cfg["optimizer"], loss=cfg["loss"], metrics=cfg["metrics"], device="cpu")
+        model.compile(optimizer=cfg["optimizer"], loss=cfg["loss"], metrics=cfg["metrics"], device="cpu",
+                      precision=cfg.get("precision", "fp32"))
         if "optimizer_state" in metadata:
             opt_meta = json.loads(metadata["optimizer_state"])
             opt_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer/")}

@@ -143,6 +143,8 @@ class ModelCheckpoint(Callback):
         self._better, self.best = _monitor_op(mode, monitor, 0.0)
 
     def on_epoch_end(self, epoch, logs=None):
+        from .. import distributed
+
         logs = logs or {}
         path = self.filepath.format(epoch=epoch + 1, **logs)
         if self.save_best_only:
@@ -152,6 +154,8 @@ class ModelCheckpoint(Callback):
             if self.verbose:
                 print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.5f} to {current:.5f}, saving model to {path}")
             self.best = current
+        if not distributed.is_main():  # every rank tracks `best` alike; only rank 0 writes
+            return
         if self.save_weights_only:
             self.model.save_weights(path)
         else:
@@ -223,6 +227,10 @@ class CSVLogger(Callback):
             v = logs.get(k, "NA")
             row[k] = v if isinstance(v, str) else repr(float(v)) if isinstance(v, (float, np.floating)) else v
         self.rows.append(row)
+        from .. import distributed
+
+        if not distributed.is_main():
+            return
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=["epoch"] + self.keys, delimiter=self.sep, lineterminator="\n")
         writer.writeheader()

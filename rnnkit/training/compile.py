@@ -17,12 +17,14 @@ class CompiledState:
     metric_specs: list = field(default_factory=list)
     metrics: list = field(default_factory=list)
     pending_optimizer_state: dict | None = None
+    precision: str = "fp32"
 
     def get_config(self) -> dict:
         return {
             "loss": self.loss.get_config() if self.loss is not None else None,
             "optimizer": self.optimizer.get_config(),
             "metrics": [m if isinstance(m, str) else m.name for m in self.metric_specs],
+            "precision": self.precision,
         }
 
 
@@ -35,18 +37,20 @@ def resolve_device(device) -> torch.device:
     return device
 
 
-def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, device="auto", **kwargs):
+def compile_model(model, optimizer="rmsprop", loss=None, metrics=None, device="auto", precision="fp32", **kwargs):
     unsupported = set(kwargs) - {"loss_weights", "weighted_metrics", "run_eagerly", "jit_compile", "steps_per_execution"}
     if unsupported:
         raise TypeError(f"compile() got unexpected argument(s): {', '.join(sorted(unsupported))}")
     if loss is None:
         raise ValueError(f"compile() needs a loss; expected one of {', '.join(losses_mod.names())} or a callable")
+    if precision not in ("fp32", "bf16", "fp16"):
+        raise ValueError(f"precision must be fp32, bf16 or fp16, got {precision!r}")
     target = resolve_device(device)
     model.to(target)
     loss_obj = losses_mod.get(loss)
     opt = optimizers_mod.get(optimizer)
     specs = list(metrics or [])
-    model.compiled = CompiledState(loss=loss_obj, optimizer=opt, metric_specs=specs)
+    model.compiled = CompiledState(loss=loss_obj, optimizer=opt, metric_specs=specs, precision=precision)
     if model.built:
         build_training_state(model)
 

@@ -6,12 +6,14 @@ backward -> clip -> optimizer step -> streaming metrics -> callbacks.
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 
 import numpy as np
 import torch
 
+from .. import distributed
 from ..layers.base import as_tensor
 from .callbacks import CallbackList, History
 from .compile import build_training_state
@@ -48,8 +50,19 @@ def _ensure_built(model, x):
     build_training_state(model)
 
 
-def _forward_loss(model, xb, yb, training: bool):
-    """Forward a batch; returns (loss incl. penalties, data loss, predictions, output mask)."""
+def _autocast(model):
+    """Mixed-precision context from ``compile(precision=...)`` (a no-op for fp32)."""
+    precision = getattr(model.compiled, "precision", "fp32")
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return torch.autocast(device_type=model.device.type, dtype=dtype)
+
+
+def _forward_loss(model, xb, yb, training: bool, runner=None):
+    """Forward a batch; returns (loss incl. penalties, predictions, output mask).
+
+    ``runner`` is what to call for the forward pass (the DDP wrapper when distributed)."""
     state = model.compiled
     loss = state.loss
     use_logits = (
@@ -57,10 +70,12 @@ def _forward_loss(model, xb, yb, training: bool):
         and not loss.from_logits
         and getattr(model, "final_activation", None) == loss.logit_activation
     )
-    if hasattr(model, "forward_with_mask"):
-        out, out_mask = model.forward_with_mask(xb, training=training, return_logits=use_logits)
-    else:
-        out, out_mask = model(xb, training=training), None
+    with _autocast(model):
+        if hasattr(model, "forward_with_mask"):
+            out, out_mask = (runner or model)(xb, training=training, return_logits=use_logits, with_mask=True)
+        else:
+            out, out_mask = (runner or model)(xb, training=training), None
+    out = out.float()  # losses in fp32 whatever the compute precision
     per = loss.per_sample(yb, out, logits=use_logits or loss.from_logits)
     if out_mask is not None and out_mask.shape == per.shape:
         m = out_mask.to(per.dtype)
@@ -76,13 +91,24 @@ def _forward_loss(model, xb, yb, training: bool):
     return total, out, out_mask
 
 
-def _batches(n, batch_size, shuffle, device):
-    order = torch.randperm(n, device=device) if shuffle else None
+def _batches(n, batch_size, order=None):
+    """Index batches over ``n`` samples: slices in order, or chunks of a permutation."""
     for start in range(0, n, batch_size):
         if order is None:
             yield slice(start, min(start + batch_size, n))
         else:
             yield order[start : start + batch_size]
+
+
+def _rank_slice(idx, n, world, rank):
+    """This rank's contiguous part of a global batch (None when it is too small to share)."""
+    if world == 1:
+        return idx
+    if isinstance(idx, slice):
+        idx = torch.arange(idx.start, idx.stop)
+    if len(idx) < world:
+        return None
+    return torch.tensor_split(idx, world)[rank]
 
 
 def _verbosity(verbose):
@@ -119,17 +145,37 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
     params = [p for p in model.parameters() if p.requires_grad]
 
     n = len(x)
-    steps = math.ceil(n / batch_size)
+    runner, world, rank = None, 1, 0
+    if distributed.setup(device):
+        world, rank = distributed.world_size(), distributed.rank()
+        if n < world:
+            raise ValueError(f"cannot shard {n} samples over {world} processes: each process needs at least one")
+        distributed.check_same_config({
+            "model": model.get_config(), "compile": state.get_config(), "batch_size": batch_size,
+            "samples": n, "x_shape": list(x.shape[1:]), "epochs": epochs, "shuffle": bool(shuffle),
+            "params": sum(p.numel() for p in params),
+        })
+        from torch.nn.parallel import DistributedDataParallel
+
+        runner = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    # Every rank cuts the same global batches (world x batch_size) from one shared order.
+    global_batch = batch_size * world
+    steps = math.ceil(n / global_batch)
     if steps_per_epoch:
         steps = min(steps, int(steps_per_epoch))
-    verbose = _verbosity(verbose)
+    shuffle_seed = distributed.broadcast_int(int(torch.randint(0, 2**62, (1,)).item()))
+    verbose = _verbosity(verbose) if distributed.is_main() else 0
     history = History()
     cbs = list(callbacks or []) + [history]  # last, so it records what other callbacks add (learning_rate)
     if verbose:
         cbs.append(ProgressLogger(verbose))
-    cb = CallbackList(cbs, model, {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": n, "verbose": verbose})
+    cb = CallbackList(cbs, model, {"epochs": epochs, "steps": steps, "batch_size": batch_size, "samples": n,
+                                   "verbose": verbose, "world_size": world})
     model.history = history
     model.stop_training = False
+    scaler = None
+    if getattr(state, "precision", "fp32") == "fp16" and device.type == "cuda":
+        scaler = torch.amp.GradScaler("cuda")
     cb.on_train_begin()
     global_step = 0
     for epoch in range(initial_epoch, epochs):
@@ -137,23 +183,41 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
         for m in state.metrics:
             m.reset()
         loss_sum = torch.zeros((), device=device)
-        seen = 0
+        seen = torch.zeros((), device=device)
+        order = None
+        if shuffle:
+            gen = torch.Generator().manual_seed(shuffle_seed + epoch)
+            order = torch.randperm(n, generator=gen).to(device)
         cb.on_epoch_begin(epoch)
-        for step, idx in enumerate(_batches(n, batch_size, shuffle, device)):
+        for step, global_idx in enumerate(_batches(n, global_batch, order)):
             if step >= steps:
+                break
+            idx = _rank_slice(global_idx, n, world, rank)
+            if idx is None:  # a final global batch smaller than the number of ranks: skipped by all
                 break
             cb.on_train_batch_begin(step)
             xb, yb = x[idx], y[idx]
             opt.torch_optimizer.zero_grad(set_to_none=True)
-            loss, pred, out_mask = _forward_loss(model, xb, yb, training=True)
+            loss, pred, out_mask = _forward_loss(model, xb, yb, training=True, runner=runner)
             loss_value = float(loss.detach())  # one sync per step: needed for the NaN check and progress
             if not math.isfinite(loss_value):
                 raise TrainingError(
                     f"loss became {loss_value} at epoch {epoch + 1}, step {step + 1} (global step {global_step + 1}); "
                     f"training stopped before applying that update. Try a lower learning rate or clipnorm=1.0"
                 )
-            loss.backward()
-            opt.step(params)
+            try:
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                else:
+                    loss.backward()
+            except RuntimeError as exc:
+                if world > 1:
+                    raise TrainingError(
+                        f"rank {rank}: lost contact with the other processes at epoch {epoch + 1}, step {step + 1} "
+                        f"({str(exc).splitlines()[0]}); the last checkpoint is intact: restart to resume from it"
+                    ) from exc
+                raise
+            opt.step(params, scaler=scaler)
             with torch.no_grad():
                 for m in state.metrics:
                     m.update(yb, pred.detach(), out_mask)
@@ -161,13 +225,17 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
             loss_sum += loss.detach() * bs
             seen += bs
             global_step += 1
-            logs = {"loss": loss_value, "size": bs}
+            logs = {"loss": loss_value, "size": bs * world}
             if verbose == 1:
                 logs.update({m.name: m.result() for m in state.metrics})
             cb.on_train_batch_end(step, logs)
             if model.stop_training:
                 break
-        logs = {"loss": float(loss_sum) / max(seen, 1)}
+        # Epoch figures over all ranks' samples, so every rank's callbacks decide alike.
+        totals = distributed.all_reduce_sum(torch.stack([loss_sum, seen]))
+        logs = {"loss": float(totals[0]) / max(float(totals[1]), 1.0)}
+        for m in state.metrics:
+            m.sync()
         logs.update({m.name: m.result() for m in state.metrics})
         if validation_data is not None:
             x_val, y_val = validation_data[0], validation_data[1]
@@ -196,7 +264,7 @@ def evaluate(model, x, y, batch_size=None, verbose=0, return_dict=False, **kwarg
     was_training = model.training
     model.eval()
     total, seen = torch.zeros((), device=device), 0
-    for idx in _batches(len(x), int(batch_size or 32), False, device):
+    for idx in _batches(len(x), int(batch_size or 32)):
         xb, yb = x[idx], y[idx]
         loss, pred, out_mask = _forward_loss(model, xb, yb, training=False)
         total += loss * len(yb)
@@ -223,7 +291,7 @@ def predict(model, x, batch_size=None, verbose=0, **kwargs):
         raise ValueError("x has no samples")
     was_training = model.training
     model.eval()
-    outs = [model(x[idx], training=False) for idx in _batches(len(x), int(batch_size or 32), False, device)]
+    outs = [model(x[idx], training=False) for idx in _batches(len(x), int(batch_size or 32))]
     model.train(was_training)
     if isinstance(outs[0], list):
         return [torch.cat(parts).cpu().numpy() for parts in zip(*outs)]

@@ -33,6 +33,14 @@ class Metric:
         self.total = total.detach() if self.total is None else self.total + total.detach()
         self.count = count if self.count is None else self.count + count
 
+    def sync(self) -> None:
+        """Sum the totals over all data-parallel processes (no-op when not distributed)."""
+        from .. import distributed
+
+        if self.total is not None and distributed.is_active():
+            both = distributed.all_reduce_sum(torch.stack([self.total.float(), self.count.float()]))
+            self.total, self.count = both[0], both[1]
+
     def result(self) -> float:
         if self.total is None:
             return 0.0

@@ -95,9 +95,16 @@ class Optimizer:
         if self.global_clipnorm is not None:
             torch.nn.utils.clip_grad_norm_(params, float(self.global_clipnorm))
 
-    def step(self, params) -> None:
-        self.clip(params)
-        self.torch_optimizer.step()
+    def step(self, params, scaler=None) -> None:
+        """Clip (Keras's way) and apply one update; with a GradScaler (fp16), unscale first."""
+        if scaler is not None:
+            scaler.unscale_(self.torch_optimizer)
+            self.clip(params)
+            scaler.step(self.torch_optimizer)
+            scaler.update()
+        else:
+            self.clip(params)
+            self.torch_optimizer.step()
         self.iterations += 1
 
     def __repr__(self) -> str:
