@@ -178,7 +178,7 @@ class Embedding(Layer):
                 raise ValueError(f"layer {self.name!r} (Embedding) expects integer token ids, got fractional values")
             inputs = inputs.long()
         if inputs.numel():
-            lo, hi = int(inputs.min()), int(inputs.max())
+            lo, hi = (int(v) for v in torch.aminmax(inputs))
             if lo < 0 or hi >= self.input_dim:
                 bad = lo if lo < 0 else hi
                 raise ValueError(
