@@ -10,6 +10,10 @@ from rnnkit.layers import clear_session
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
 
+# One intra-op thread: the suite's models are small, and on a 2-core machine OpenMP's
+# thread hand-offs cost more than they save (10x slower small matmuls under load).
+torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _fresh_names_and_seed():
