@@ -1,8 +1,10 @@
 """Keras-style layers on PyTorch modules, one module per family."""
+from .attention import Attention  # registers itself
 from .base import Layer, clear_session
 from .convolutional import Conv1D
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, RepeatVector, TimeDistributed
 from .pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
+from .minrnn import MinGRU, MinLSTM  # registers itself
 from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
 from .registry import deserialize_layer, get_class, register, serialize_layer
 
@@ -24,5 +26,5 @@ __all__ = [
     "Layer", "InputLayer", "Input", "Dense", "Embedding", "Dropout", "Activation", "Flatten",
     "RepeatVector", "TimeDistributed", "Conv1D", "MaxPooling1D", "AveragePooling1D",
     "GlobalMaxPooling1D", "GlobalAveragePooling1D", "RNN", "SimpleRNN", "LSTM", "GRU",
-    "Bidirectional", "clear_session", "serialize_layer", "deserialize_layer", "get_class", "register",
+    "Bidirectional", "MinGRU", "MinLSTM", "Attention", "clear_session", "serialize_layer", "deserialize_layer", "get_class", "register",
 ]

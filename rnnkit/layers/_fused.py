@@ -9,11 +9,17 @@ its unmasked steps: we compact those to the front, run the packed op, and
 gather each original step's output from the last unmasked step at or before it
 (after it, for the backward direction). Steps before any unmasked input output
 zeros, as in Keras.
+
+One exception: GRU training on CPU (gradients recorded) runs ``_gru_cpu``'s
+hand-written backpropagation instead, which is exact and faster there than
+``torch.gru`` (see that module for why); CUDA and inference keep ``torch.gru``.
 """
 from __future__ import annotations
 
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from . import _gru_cpu
 
 _OPS = {"gru": torch.gru, "rnn_tanh": torch.rnn_tanh, "rnn_relu": torch.rnn_relu}
 
@@ -58,6 +64,9 @@ def fused_run(
     train = torch.is_grad_enabled()
     if mask is not None and bool(mask.all()):
         mask = None
+    if mode == "gru" and _gru_cpu.eligible(x, hx, weights):
+        out, h_n = _gru_cpu.gru_train(x, None if mask is None else mask.bool(), hx[0], weights, has_biases, bidirectional)
+        return out, [h_n]
     if mask is None:
         out, *states = _call_op(mode, x, None, hx, weights, has_biases, bidirectional, train)
         return out, states

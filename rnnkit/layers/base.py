@@ -155,7 +155,11 @@ class Layer(nn.Module):
             self._check_input(inputs)
         mask = kwargs.get("mask")
         if mask is not None:
-            kwargs["mask"] = as_tensor(mask, inputs.device).bool()
+            first = inputs[0] if isinstance(inputs, list) else inputs
+            if isinstance(mask, (list, tuple)):
+                kwargs["mask"] = [None if m is None else as_tensor(m, first.device).bool() for m in mask]
+            else:
+                kwargs["mask"] = as_tensor(mask, first.device).bool()
         return super().__call__(inputs, *args, **kwargs)
 
     def _check_input(self, x: torch.Tensor) -> None:

@@ -1,0 +1,155 @@
+"""Cost of recurrence on this machine: the MinGRU targets, the scan paths, threads, and the sweep.
+
+    .venv/bin/python benchmarks/cells.py [--threads 1] [--steps 20] [--skip-sweep]
+
+1. Targets (issue 6): MinGRU training throughput >= 5x LSTM's at sequence
+   length 512 and >= LSTM's at 32, same width, CPU, side by side. Measured at
+   hidden 64 (the bench default) and 256, with GRU, MinLSTM, Dense and MinGRU's
+   log-space scan (``scan="log"``, the GPU path) in the same rounds.
+2. Threads: LSTM and MinGRU at 1 and 2 torch intra-op threads, side by side.
+3. The sweep for docs/choosing-a-cell.md: `rnnkit.bench.run` over every
+   candidate at lengths 32, 128, 512, 2048; writes docs/cells.png (and with
+   ``--json PATH`` every measurement).
+
+Every comparison alternates its candidates in rounds (rnnkit.bench.measure), so
+load from other processes hits all alike; read the ratios, not the absolute
+times. Prints Markdown for benchmarks/README.md. Needs no data and no GPU.
+The third target (a MinGRU char model on tiny-shakespeare reaching the LSTM's
+10-minute validation loss sooner) needs the char-level engine and is not here.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+import rnnkit.bench as bench
+from rnnkit.bench.candidates import TaskShape
+from rnnkit.bench.measure import Trainer, summarize, time_side_by_side
+from rnnkit.bench.runner import make_batches
+from rnnkit.utils import atomic_write_text
+
+REPO = Path(__file__).resolve().parent.parent
+CPU = torch.device("cpu")
+
+
+def trainer(cell: str, shape: TaskShape, scan: str | None = None) -> Trainer:
+    torch.manual_seed(0)
+    model = bench.build_candidate(cell, shape)
+    if scan is not None:
+        model.layers[1].scan = scan
+    return Trainer(model, make_batches(shape, CPU, 0), CPU)
+
+
+class Threaded:
+    """A trainer that runs with a given number of intra-op threads."""
+
+    def __init__(self, inner: Trainer, threads: int):
+        self.inner, self.threads = inner, threads
+
+    def run(self, steps: int) -> float:
+        saved = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            return self.inner.run(steps)
+        finally:
+            torch.set_num_threads(saved)
+
+
+def side_by_side(trainers: dict, batch: int, steps: int, rounds: int = 5, warmup: int = 3) -> dict[str, float]:
+    for t in trainers.values():
+        t.run(warmup)
+    per_round = time_side_by_side(trainers, steps, rounds)
+    return {name: summarize(ms, batch)["ms_per_step"] for name, ms in per_round.items()}
+
+
+def targets(steps: int) -> list[dict]:
+    rows = []
+    for hidden in (64, 256):
+        for seq_len in (32, 512):
+            shape = TaskShape(seq_len, hidden=hidden)
+            n = max(4, steps // 4) if seq_len >= 512 and hidden >= 256 else steps
+            trainers = {
+                "dense": trainer("dense", shape), "lstm": trainer("lstm", shape), "gru": trainer("gru", shape),
+                "mingru": trainer("mingru", shape), "mingru (scan=log)": trainer("mingru", shape, scan="log"),
+                "minlstm": trainer("minlstm", shape),
+            }
+            ms = side_by_side(trainers, shape.batch_size, n)
+            rows.append({"hidden": hidden, "seq_len": seq_len, "steps": n, "ms_per_step": ms})
+            print(f"  hidden {hidden}, seq_len {seq_len}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items()),
+                  file=sys.stderr, flush=True)
+    return rows
+
+
+def threads_check(steps: int) -> dict[str, float]:
+    shape = TaskShape(128)
+    trainers = {f"{cell}, {k} thread{'s' * (k > 1)}": Threaded(trainer(cell, shape), k)
+                for cell in ("lstm", "mingru") for k in (1, 2)}
+    return side_by_side(trainers, shape.batch_size, steps)
+
+
+def markdown_targets(rows: list[dict]) -> str:
+    lines = ["| hidden | seq_len | LSTM ms/step | MinGRU ms/step | MinGRU / LSTM throughput | target | "
+             "MinGRU scan=log ms/step | MinLSTM ms/step | GRU ms/step | Dense ms/step |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ms = r["ms_per_step"]
+        speedup = ms["lstm"] / ms["mingru"]
+        need = 5.0 if r["seq_len"] >= 512 else 1.0
+        verdict = f"≥ {need:g}x: {'met' if speedup >= need else 'missed'}"
+        lines.append(f"| {r['hidden']} | {r['seq_len']} | {ms['lstm']:.1f} | {ms['mingru']:.1f} | {speedup:.2f}x | {verdict} "
+                     f"| {ms['mingru (scan=log)']:.1f} | {ms['minlstm']:.1f} | {ms['gru']:.1f} | {ms['dense']:.1f} |")
+    return "\n".join(lines)
+
+
+def markdown_sweep(result: dict) -> str:
+    lens = result["config"]["seq_lens"]
+    by = {(r["cell"], r["seq_len"]): r for r in result["results"]}
+    head = "| cell | params (len 128) | " + " | ".join(f"ms/step @{n}" for n in lens) + " | × Dense time @128 | peak MiB @512 |"
+    lines = [head, "|" + "---|" * (len(lens) + 4)]
+    for cell in result["config"]["cells"]:
+        ref = by.get((cell, 128)) or by[(cell, lens[0])]
+        mem = by.get((cell, 512), ref)["peak_mem_mb"]
+        lines.append(f"| {cell} | {ref['params']:,} | " + " | ".join(f"{by[(cell, n)]['ms_per_step']:.1f}" for n in lens)
+                     + f" | {ref['time_vs_dense']:.2f} | {mem:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1)")
+    ap.add_argument("--steps", type=int, default=20, help="timed steps per candidate (default 20)")
+    ap.add_argument("--skip-sweep", action="store_true", help="only the targets and the threads check")
+    ap.add_argument("--json", metavar="PATH", help="also write every measurement as JSON")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    print("## targets", file=sys.stderr)
+    rows = targets(args.steps)
+    print("## threads", file=sys.stderr)
+    threads = threads_check(max(6, args.steps // 2))
+    out = {"threads": args.threads, "targets": rows, "threads_check": threads}
+    if not args.skip_sweep:
+        print("## sweep", file=sys.stderr)
+        sweep = bench.run(seq_lens=(32, 128, 512, 2048), steps=max(6, args.steps // 2), warmup=2, rounds=5,
+                          threads=args.threads, progress=sys.stderr)
+        out["sweep"] = sweep
+        bench.plot(sweep, REPO / "docs" / "cells.png")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+
+    print(f"Machine: {bench.describe(out['sweep']) if 'sweep' in out else torch.__version__}\n")
+    print(markdown_targets(rows) + "\n")
+    print("| configuration (seq_len 128, hidden 64) | ms/step |\n|---|---|")
+    print("\n".join(f"| {k} | {v:.1f} |" for k, v in threads.items()) + "\n")
+    if "sweep" in out:
+        print(markdown_sweep(out["sweep"]) + "\n")
+        print(bench.verdict_table(out["sweep"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

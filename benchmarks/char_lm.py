@@ -1,0 +1,264 @@
+"""Character-level LM benchmarks: training throughput against a hand-written PyTorch loop,
+generation speed, thread count, and the 10-minute quality run.
+
+    RNNKIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/char_lm.py            # throughput, generation, threads
+    RNNKIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/char_lm.py quality    # the 10-minute preset run + PNG
+
+Every comparison runs its candidates in the same process, alternating, several rounds,
+and reports the median of each and their ratio: on a shared machine only ratios mean much.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rnnkit.data import load_corpus  # noqa: E402
+from rnnkit.lm.charlm import CharLM, CharLMConfig  # noqa: E402
+from rnnkit.lm.stream_train import train  # noqa: E402
+from rnnkit.lm.streams import StreamBatcher, Vocab  # noqa: E402
+
+
+# ------------------------------------------------------------ the reference
+class HandLM(nn.Module):
+    """What one writes by hand: nn.Embedding -> nn.LSTM -> nn.Linear."""
+
+    def __init__(self, vocab, embedding, hidden, layers):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, embedding)
+        self.lstm = nn.LSTM(embedding, hidden, layers, batch_first=True)
+        self.head = nn.Linear(hidden, vocab)
+
+    def forward(self, x, state=None):
+        out, state = self.lstm(self.embed(x), state)
+        return self.head(out), state
+
+
+def hand_loop(ids, steps, batch, seq, hidden, layers, embedding, lr=3e-3, clip=1.0, warmup=5) -> float:
+    """chars/s of a plain truncated-BPTT loop over the same streams (no logging, no evaluation),
+    timed after ``warmup`` steps as the engine's figure is."""
+    torch.manual_seed(0)
+    batcher = StreamBatcher(ids, batch, seq)
+    model = HandLM(int(ids.max()) + 1, embedding, hidden, layers)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0, fused=True)
+    state, pos = None, 0
+    for i in range(steps):
+        if i == warmup:
+            t0 = time.perf_counter()
+        x, y = batcher.batch(pos)
+        logits, state = model(x, state)
+        loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), clip)
+        opt.step()
+        state = tuple(s.detach() for s in state)
+        pos += seq
+        loss.item()
+    return (steps - warmup) * batch * seq / (time.perf_counter() - t0)
+
+
+def engine_run(corpus, steps, batch, seq, hidden, layers, embedding, log_every=5) -> float:
+    """chars/s of rnnkit's `train` itself, from its metrics.jsonl (first logged step to last, wall clock)."""
+    out = Path(tempfile.mkdtemp(prefix="charlm-bench-"))
+    try:
+        train(out / "run", corpus=corpus, steps=steps, batch_size=batch, seq_len=seq, hidden=hidden, layers=layers,
+              embedding=embedding, lr=3e-3, warmup_steps=0, schedule="constant", eval_every=10 ** 9,
+              log_every=log_every, progress="none", val_fraction=0.01)
+        recs = [json.loads(line) for line in (out / "run" / "metrics.jsonl").read_text().splitlines()]
+        a, b = recs[0], recs[-1]  # logged in the loop: the final evaluation comes after
+        return (b["step"] - a["step"]) * batch * seq / (b["elapsed_s"] - a["elapsed_s"])
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def bench_throughput(args, corpus_ids) -> dict:
+    results = {}
+    for hidden, layers in ((512, 1), (512, 2)):
+        eng, hand = [], []
+        steps = args.steps
+        for _ in range(args.rounds):  # alternate, so both see the same machine load
+            eng.append(engine_run(args.corpus_path, steps, 32, 128, hidden, layers, 64))
+            hand.append(hand_loop(corpus_ids, steps, 32, 128, hidden, layers, 64))
+        e, h = statistics.median(eng), statistics.median(hand)
+        results[f"{layers}x{hidden}"] = {"rnnkit": e, "hand": h, "ratio": e / h, "rounds": args.rounds}
+        print(f"training {layers}x{hidden} LSTM, batch 32 x seq 128: rnnkit {e:,.0f} chars/s, "
+              f"hand-written {h:,.0f} chars/s, ratio {e / h:.3f}  (per round: "
+              f"{', '.join(f'{x / y:.3f}' for x, y in zip(eng, hand))})", flush=True)
+    return results
+
+
+# --------------------------------------------------------------- generation
+def _generation_rate(model, n, precision):
+    """(chars/s over n chars, us per char for chars 100-1,100, us per char for the last 1,000)."""
+    marks = {100: None, 1100: None, n - 1000: None, n: None}
+    g = torch.Generator().manual_seed(0)
+    t0 = time.perf_counter()
+    for i, _tok in enumerate(model.generate(list(range(20)), n, 0.8, generator=g, precision=precision), 1):
+        if i in marks:
+            marks[i] = time.perf_counter()
+    total = time.perf_counter() - t0
+    return n / total, (marks[1100] - marks[100]) / 1000 * 1e6, (marks[n] - marks[n - 1000]) / 1000 * 1e6
+
+
+def bench_generation(args) -> dict:
+    torch.manual_seed(0)
+    model = CharLM(CharLMConfig(vocab_size=65, layers=2, hidden=512, embedding=64)).eval()
+    if args.model:  # a trained run: also the cost of packing in bits per character
+        from rnnkit.lm.stream import StreamLM
+
+        model = StreamLM.load(args.model).model
+    n = args.gen_chars
+    raw = {p: [] for p in ("fp32", "fp16", "int8")}
+    for _ in range(args.rounds):
+        for precision in raw:  # alternate precisions within each round
+            raw[precision].append(_generation_rate(model, n, precision))
+    out = {}
+    for precision, rows in raw.items():
+        rate, early, late = (statistics.median(r[i] for r in rows) for i in range(3))
+        out[precision] = {"chars_per_s": rate, "us_per_char_early": early, "us_per_char_late": late}
+        print(f"generation, 2x512 LSTM, {precision}: {rate:,.0f} chars/s over {n:,} chars; per char {early:.0f} us "
+              f"(chars 100-1,100) vs {late:.0f} us (chars {n - 1000:,}-{n:,}), late/early {late / early:.2f}", flush=True)
+
+    # The hand-written way: nn.LSTM called on one character at a time (carried state).
+    hand = HandLM(65, 64, 512, 2).eval()
+    with torch.inference_mode():
+        state, tok, m = None, torch.zeros(1, 1, dtype=torch.long), 300
+        t0 = time.perf_counter()
+        for _ in range(m):
+            logits, state = hand(tok, state)
+            tok = torch.multinomial(torch.softmax(logits[0, -1] / 0.8, -1), 1).view(1, 1)
+        out["nn_lstm_one_char_per_call"] = m / (time.perf_counter() - t0)
+    print(f"  nn.LSTM called once per char (same size): {out['nn_lstm_one_char_per_call']:,.0f} chars/s", flush=True)
+    if args.model:
+        out["teacher_forced_bpc"] = _packed_quality(model, args)
+    return out
+
+
+@torch.inference_mode()
+def _packed_quality(model, args, chars=3000) -> dict:
+    """Bits per character of the validation text's first ``chars`` characters, read through each
+    precision's per-token step (what generation uses)."""
+    from rnnkit.lm.stream import StreamLM
+
+    lm = StreamLM.load(args.model)
+    text = load_corpus("tiny-shakespeare")
+    ids = torch.as_tensor(lm.vocab.encode(text[-111_539:][:chars + 1])[0].astype("int64"))
+    out = {}
+    for precision in ("fp32", "fp16", "int8"):
+        step, state, nll = model.stepper(precision), model.initial_state(1), 0.0
+        for i in range(chars):
+            logits, state = step(ids[i:i + 1], state)
+            nll -= float(torch.log_softmax(logits[0], -1)[ids[i + 1]])
+        out[precision] = nll / chars / 0.6931471805599453
+        print(f"  teacher-forced through the {precision} step: {out[precision]:.4f} bits/char ({chars:,} chars)")
+    return out
+
+
+# ------------------------------------------------------------------ threads
+def bench_threads(args, corpus_ids) -> dict:
+    out = {}
+    for hidden, layers in ((256, 1), (512, 1)):
+        rates = {1: [], 2: []}
+        for _ in range(args.rounds):
+            for t in (1, 2):
+                torch.set_num_threads(t)
+                rates[t].append(hand_loop(corpus_ids, 15, 32, 128, hidden, layers, 64, warmup=3))
+        one, two = statistics.median(rates[1]), statistics.median(rates[2])
+        out[f"{layers}x{hidden}"] = {"1": one, "2": two}
+        print(f"threads, {layers}x{hidden} training: 1 thread {one:,.0f} chars/s, 2 threads {two:,.0f} chars/s "
+              f"({two / one:.2f}x)", flush=True)
+    torch.set_num_threads(1)
+    g = {1: [], 2: []}
+    model = CharLM(CharLMConfig(vocab_size=65, layers=2, hidden=512, embedding=64)).eval()
+    for _ in range(args.rounds):
+        for t in (1, 2):
+            torch.set_num_threads(t)
+            t0 = time.perf_counter()
+            for _tok in model.generate([0], 1000, generator=torch.Generator().manual_seed(0)):
+                pass
+            g[t].append(1000 / (time.perf_counter() - t0))
+    one, two = statistics.median(g[1]), statistics.median(g[2])
+    out["generation 2x512"] = {"1": one, "2": two}
+    print(f"threads, 2x512 generation: 1 thread {one:,.0f} chars/s, 2 threads {two:,.0f} chars/s ({two / one:.2f}x)",
+          flush=True)
+    torch.set_num_threads(1)
+    return out
+
+
+# ------------------------------------------------------------------ quality
+def bench_quality(args) -> dict:
+    from rnnkit.lm.stream_cli import plot_metrics
+
+    run = Path(args.run_dir)
+    if run.exists():
+        shutil.rmtree(run)
+    t0 = time.perf_counter()
+    summary = train(run, preset=args.preset, minutes=args.minutes, progress="lines")
+    wall = time.perf_counter() - t0
+    recs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    curve = [(r["elapsed_s"], r["val_loss"]) for r in recs if "val_loss" in r]
+    png = plot_metrics({args.preset: run}, args.png, title=f"{args.preset}: tiny-shakespeare, CPU, "
+                                                            f"{torch.get_num_threads()} thread(s)")
+    rate = statistics.median(r["chars_per_s"] for r in recs)
+    print(f"quality: preset {args.preset}, {args.minutes:g} min budget: final validation loss "
+          f"{summary['val_loss']:.4f} nats/char (best {summary['best_val_loss']:.4f}), {summary['step']:,} steps, "
+          f"median {rate:,.0f} chars/s, wall {wall:.0f}s (setup included); curve -> {png}")
+    for t, v in curve:
+        print(f"  {t / 60:5.2f} min  val {v:.4f}")
+    return {"summary": summary, "curve": curve, "median_chars_per_s": rate, "wall_s": wall}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("what", nargs="*", default=["throughput", "generation", "threads"],
+                   choices=["throughput", "generation", "threads", "quality"])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--steps", type=int, default=25, help="training steps per throughput round")
+    p.add_argument("--gen-chars", type=int, default=10_000)
+    p.add_argument("--model", help="a trained run folder for the generation quality check")
+    p.add_argument("--preset", default="shakespeare-10min")
+    p.add_argument("--minutes", type=float, default=10.0, help="quality run budget")
+    p.add_argument("--run-dir", default=str(ROOT / "runs" / "bench-shakespeare-10min"))
+    p.add_argument("--png", default=str(ROOT / "docs" / "char-lm-loss-vs-time.png"))
+    p.add_argument("--json", help="write all figures to this file")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    text = load_corpus("tiny-shakespeare")
+    tmp = Path(tempfile.mkdtemp(prefix="charlm-corpus-"))
+    args.corpus_path = str(tmp / "tiny-shakespeare.txt")
+    Path(args.corpus_path).write_text(text)  # a plain path: the engine reads it like any file
+    ids, _ = Vocab.build(text, "char").encode(text)
+    load = open("/proc/loadavg").read().split()[:3] if Path("/proc/loadavg").exists() else "?"
+    print(f"torch {torch.__version__}, load average {' '.join(load)}", flush=True)
+    results = {}
+    try:
+        if "throughput" in args.what:
+            results["throughput"] = bench_throughput(args, ids)
+        if "generation" in args.what:
+            results["generation"] = bench_generation(args)
+        if "threads" in args.what:
+            results["threads"] = bench_threads(args, ids)
+        if "quality" in args.what:
+            results["quality"] = bench_quality(args)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""Command-line front of the streaming LM engine: argument sets and the functions they call.
+
+Each ``add_*_arguments(parser)`` fills an argparse parser; the matching
+``*_from_args(args)`` runs it and returns an exit status. ``rnnkit lm
+train|generate|evaluate`` (``rnnkit.cli.lm``) is built from them, and so can
+``rnnkit train --level char`` / ``rnnkit generate RUN`` / ``rnnkit evaluate RUN``.
+`main_job` is the README's two-minute demonstration.
+
+Threads: on the 2-core machine this was built on, one intra-op thread trained and
+generated faster than two for these model sizes (see benchmarks/README.md), so
+``--threads`` defaults to `DEFAULT_THREADS` on CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .charlm import CELLS, PRECISIONS
+from .stream_train import LEVEL_DEFAULTS, PRESETS
+
+#: Intra-op threads on CPU unless ``--threads`` says otherwise (measured: benchmarks/README.md).
+DEFAULT_THREADS = 1
+
+#: argparse dest -> engine option, for the options that map one to one.
+_OPTION_NAMES = {
+    "corpus": "corpus", "level": "level", "preset": "preset", "cell": "cell", "layers": "layers",
+    "hidden": "hidden", "embedding": "embedding", "dropout": "dropout", "tie_weights": "tie_weights",
+    "batch_size": "batch_size", "seq_len": "seq_len", "lr": "lr", "min_lr_ratio": "min_lr_ratio",
+    "warmup": "warmup_steps", "schedule": "schedule", "weight_decay": "weight_decay", "clip": "clip",
+    "steps": "steps", "epochs": "epochs", "minutes": "minutes", "eval_every": "eval_every",
+    "log_every": "log_every", "val_fraction": "val_fraction", "seed": "seed", "device": "device",
+}
+
+
+def _set_threads(args) -> None:
+    import torch
+
+    threads = getattr(args, "threads", None)
+    torch.set_num_threads(int(threads) if threads else DEFAULT_THREADS)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+# -------------------------------------------------------------------- train
+def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) -> None:
+    """Options of streaming training. With ``shared=False`` the options a word-level
+    ``train`` command already defines (``--corpus --level --out --hidden --layers
+    --embedding --batch-size --seq-len --lr --seed``) are left out; they must then
+    default to None there so the engine's own defaults (and ``--resume``) apply."""
+    c, w = LEVEL_DEFAULTS["char"], LEVEL_DEFAULTS["word"]
+    if shared:
+        parser.add_argument("--corpus", help="corpus name, python-stdlib, or a text file/folder (default tiny-shakespeare)")
+        parser.add_argument("--level", choices=("char", "word"), help="tokens: characters (default) or whitespace words")
+        parser.add_argument("--out", required=True, help="run folder (checkpoints, metrics.jsonl, config.json)")
+        parser.add_argument("--hidden", type=_positive_int, help=f"units per layer (char {c['hidden']}, word {w['hidden']})")
+        parser.add_argument("--layers", type=_positive_int, help=f"recurrent layers (char {c['layers']}, word {w['layers']})")
+        parser.add_argument("--embedding", type=_positive_int, help=f"embedding width (char {c['embedding']}, word {w['embedding']})")
+        parser.add_argument("--batch-size", type=_positive_int, help=f"parallel streams (default {c['batch_size']})")
+        parser.add_argument("--seq-len", type=_positive_int, help=f"BPTT steps per batch (char {c['seq_len']}, word {w['seq_len']})")
+        parser.add_argument("--lr", type=_positive_float, help=f"peak learning rate (char {c['lr']}, word {w['lr']})")
+        parser.add_argument("--seed", type=int, help="seed for weights and dropout (default 0)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), help="named settings; options you give override them")
+    parser.add_argument("--resume", nargs="?", const="last", choices=("last", "best"),
+                        help="continue the run in --out from its last (default) or best checkpoint")
+    parser.add_argument("--cell", choices=tuple(CELLS), help="recurrent cell (default lstm)")
+    parser.add_argument("--dropout", type=float, help="dropout on embedding, between layers, before the head (char 0, word 0.3)")
+    parser.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
+                        help="share embedding and output weights (needs --embedding = --hidden; word default)")
+    parser.add_argument("--steps", type=_positive_int, help="stop after this many steps, counted from the start of the run")
+    parser.add_argument("--epochs", type=_positive_float, help="stop after this many passes over the training text")
+    parser.add_argument("--minutes", type=_positive_float, help="wall-clock budget, evaluation and saving included")
+    parser.add_argument("--schedule", choices=("cosine", "plateau", "constant"), help="learning-rate schedule after warm-up (default cosine)")
+    parser.add_argument("--warmup", type=int, help="warm-up steps (default 50)")
+    parser.add_argument("--min-lr-ratio", type=float, help="cosine floor as a fraction of --lr (default 0.1)")
+    parser.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0)")
+    parser.add_argument("--clip", type=float, help="global gradient-norm clip, 0 = off (default 1.0)")
+    parser.add_argument("--val-fraction", type=float,
+                        help="last fraction of the text held out (default 0.1; corpora with a valid split use it)")
+    parser.add_argument("--eval-every", type=_positive_int, help="validate and checkpoint every N steps (default 500)")
+    parser.add_argument("--log-every", type=_positive_int, help="metrics.jsonl line every N steps (default 10)")
+    parser.add_argument("--device", help="cpu (default), cuda or auto")
+    parser.add_argument("--threads", type=_positive_int, help=f"CPU threads (default {DEFAULT_THREADS})")
+    parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
+                        help="progress display (default: a bar on a terminal, lines otherwise)")
+    parser.add_argument("--sample", type=int, default=0, metavar="N",
+                        help="print N generated tokens from the best checkpoint at the end (default 0)")
+
+
+def train_options(args) -> dict:
+    """The engine options given on the command line (None = not given)."""
+    return {opt: getattr(args, dest) for dest, opt in _OPTION_NAMES.items() if getattr(args, dest, None) is not None}
+
+
+def train_from_args(args) -> int:
+    """Run ``train`` from parsed arguments; 0 when the budget is reached, 130 when interrupted."""
+    from .stream import StreamLM
+    from .stream_train import train
+
+    _set_threads(args)
+    summary = train(args.out, resume=args.resume or False, progress=args.progress, **train_options(args))
+    if getattr(args, "sample", 0):
+        lm = StreamLM.load(args.out)
+        prime = "\n" if lm.level == "char" else ""
+        print(f"--- sample from step {lm.step:,} ---")
+        _print_stream(lm.stream(prime, args.sample, temperature=0.8, seed=0))
+    return 130 if summary["stopped"] == "interrupted" else 0
+
+
+# ----------------------------------------------------------------- generate
+def add_generate_arguments(parser: argparse.ArgumentParser, run_argument: bool = True) -> None:
+    if run_argument:
+        parser.add_argument("run", help="run folder (or a .safetensors checkpoint) written by training")
+    parser.add_argument("--prime", default="", help="text fed to the model first (default: a newline)")
+    parser.add_argument("--length", type=int, default=500, help="tokens to generate (default 500)")
+    parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1.0)")
+    parser.add_argument("--top-k", type=_positive_int, help="sample among the k most likely tokens")
+    parser.add_argument("--top-p", type=float, help="sample among the most likely tokens holding this probability")
+    parser.add_argument("--beam-width", type=_positive_int, help="beam search instead of sampling (short completions)")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed: same seed, same text (default 0)")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default best)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                        help="weights for the per-token steps: fp32 (exact, default), fp16 or int8 (faster on CPU, "
+                             "slightly different numbers)")
+    parser.add_argument("--threads", type=_positive_int, help=f"CPU threads (default {DEFAULT_THREADS})")
+
+
+def generate_from_args(args) -> int:
+    from .sampling import check_sampling_args
+    from .stream import StreamLM
+
+    _set_threads(args)
+    if args.length < 0:
+        raise ValueError(f"--length must be >= 0, got {args.length}")
+    check_sampling_args(args.temperature, args.top_k, args.top_p, args.beam_width)
+    lm = StreamLM.load(args.run, args.checkpoint)
+    _, notes = lm.encode_prime(args.prime)
+    if notes:
+        kind = "characters" if lm.level == "char" else "words"
+        print(f"rnnkit: warning: prime {kind} not in the model's vocabulary: {', '.join(notes)}", file=sys.stderr)
+    sys.stdout.write(args.prime)
+    if args.beam_width and args.beam_width > 1:
+        text, logp = lm.complete(args.prime, args.length, args.beam_width, args.precision)
+        print(text)
+        print(f"beam search (width {args.beam_width}): log-probability {logp:.3f} nats", file=sys.stderr)
+        return 0
+    t0 = time.perf_counter()
+    count = _print_stream(lm.stream(args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
+                                    args.precision))
+    rate = count / max(time.perf_counter() - t0, 1e-9)
+    print(f"{count:,} tokens at {rate:,.0f}/s from {lm.source} (step {lm.step:,})", file=sys.stderr)
+    return 0
+
+
+def _print_stream(pieces) -> int:
+    """Write text pieces as they come, flushing about 30 times a second; returns the count."""
+    count, last = 0, time.monotonic()
+    for piece in pieces:
+        sys.stdout.write(piece)
+        count += 1
+        if time.monotonic() - last > 0.03:
+            sys.stdout.flush()
+            last = time.monotonic()
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    return count
+
+
+# ----------------------------------------------------------------- evaluate
+def add_evaluate_arguments(parser: argparse.ArgumentParser, run_argument: bool = True) -> None:
+    if run_argument:
+        parser.add_argument("run", help="run folder (or a .safetensors checkpoint) written by training")
+    parser.add_argument("--corpus", help="corpus name or text file (default: the run's corpus)")
+    parser.add_argument("--split", choices=("train", "valid", "test"),
+                        help="corpus split; for a corpus without splits, 'valid' is its last --val-fraction "
+                             "and 'train' the rest (default: valid of the run's corpus, else the whole text)")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default best)")
+    parser.add_argument("--batch-size", type=_positive_int,
+                        help="parallel streams, each starting from the zero state (default: the run's batch size, "
+                             "so that --split valid reproduces training's validation loss)")
+    parser.add_argument("--threads", type=_positive_int, help=f"CPU threads (default {DEFAULT_THREADS})")
+
+
+def evaluation_ids(lm, corpus: str, split: str | None, val_fraction: float | None):
+    """Token ids to score and the count of unknown tokens: a named split of ``corpus``, the
+    whole text, or, for a corpus without splits, the same train/validation cut as training."""
+    from ..data import load_corpus
+    from .stream_train import corpus_splits
+    from .streams import split_train_val
+
+    splits = corpus_splits(corpus)
+    if split is None or split in splits:
+        ids, missing = lm.vocab.encode(load_corpus(corpus, split=split))
+        return ids, sum(missing.values())
+    if splits:
+        raise ValueError(f"corpus {corpus!r} has splits {', '.join(splits)}; got --split {split}")
+    fraction = val_fraction or 0.1
+    if split == "test":
+        raise ValueError(f"corpus {corpus!r} has no test split; 'valid' is its last {fraction:g}, 'train' the rest")
+    ids, missing = lm.vocab.encode(load_corpus(corpus))
+    train_ids, val_ids = split_train_val(ids, fraction)
+    return (val_ids if split == "valid" else train_ids), sum(missing.values())
+
+
+def evaluate_from_args(args) -> int:
+    from ..utils import atomic_write_text
+
+    from .stream import StreamLM
+
+    _set_threads(args)
+    lm = StreamLM.load(args.run, args.checkpoint)
+    train_cfg = lm.meta["train"]
+    corpus = args.corpus or train_cfg["corpus"]
+    split = args.split if (args.split or args.corpus) else "valid"
+    ids, unknown = evaluation_ids(lm, corpus, split, train_cfg.get("val_fraction"))
+    if unknown:
+        what = "characters were left out" if lm.level == "char" else "words scored as <unk>"
+        print(f"rnnkit: warning: {unknown:,} {what} (not in the model's vocabulary)", file=sys.stderr)
+    report = lm.score(ids, batch_size=args.batch_size or train_cfg["batch_size"], seq_len=max(train_cfg["seq_len"], 256))
+    bits = "bpc" if lm.level == "char" else "bits_per_word"
+    where = corpus + (f" [{split}]" if split else "")
+    print(f"{where}: {report['tokens']:,} tokens | loss {report['loss']:.4f} nats | "
+          f"{report[bits]:.4f} {'bits/char' if lm.level == 'char' else 'bits/word'} | perplexity {report['perplexity']:.3f}")
+    if args.json:
+        payload = {**report, "unknown_tokens": int(unknown), "corpus": corpus, "split": split,
+                   "checkpoint": str(lm.source), "step": lm.step}
+        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
+    return 0
+
+
+# ----------------------------------------------------------------- main job
+def main_job(minutes: float = 2.0, out: str | None = None, sample_length: int = 600, seed: int = 0,
+             progress: str = "auto") -> int:
+    """The README's main job: a character LSTM trained on the built-in ``python-stdlib`` corpus
+    for about ``minutes`` (progress bar: loss, bpc, chars/s, ETA), then a generated sample.
+
+    Works offline. ``out`` keeps the run folder; by default it is temporary.
+    """
+    import torch
+
+    from .stream import StreamLM
+    from .stream_train import train
+
+    torch.set_num_threads(DEFAULT_THREADS)
+    with tempfile.TemporaryDirectory(prefix="rnnkit-main-job-") as tmp:
+        run = Path(out) if out else Path(tmp) / "run"
+        print(f"Training a character LSTM on the Python standard library sources for {minutes:g} min ...",
+              file=sys.stderr, flush=True)
+        train(run, progress=progress, preset="stdlib-2min", minutes=minutes, seed=seed)
+        lm = StreamLM.load(run)
+        prime = "def "
+        print(f"\n--- generated (temperature 0.7, prime {prime!r}) ---", flush=True)
+        sys.stdout.write(prime)
+        _print_stream(lm.stream(prime, sample_length, temperature=0.7, seed=seed))
+    return 0
+
+
+# -------------------------------------------------------------------- plots
+def plot_metrics(runs: dict[str, str | Path], path: str | Path, title: str = "validation loss vs time") -> Path:
+    """Validation (and training) loss against wall-clock minutes for one or more runs, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..utils import atomic_write
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for label, run in runs.items():
+        recs = [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        val = [(r["elapsed_s"] / 60, r["val_loss"]) for r in recs if "val_loss" in r]
+        line, = ax.plot(*zip(*val), marker="o", ms=3, label=f"{label}: validation") if val else (None,)
+        ax.plot([r["elapsed_s"] / 60 for r in recs], [r["train_loss"] for r in recs], alpha=0.35, lw=0.8,
+                color=line.get_color() if line else None, label=f"{label}: training")
+    ax.axhline(1.5, color="grey", ls=":", lw=1, label="1.50 target")
+    ax.set_xlabel("wall-clock minutes (evaluation included)")
+    ax.set_ylabel("loss (nats/char)")
+    ax.set_ylim(top=min(ax.get_ylim()[1], 3.0))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    fig.tight_layout()
+    with atomic_write(path, "wb") as fh:
+        fig.savefig(fh, format="png", dpi=110)
+    plt.close(fig)
+    return Path(path)
+

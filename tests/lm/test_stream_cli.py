@@ -1,0 +1,132 @@
+"""``rnnkit lm train|generate|evaluate`` end to end on a slice of tiny-shakespeare, and bad input."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from rnnkit.cli.main import main
+
+TINY = ["--hidden", "32", "--embedding", "16", "--batch-size", "8", "--seq-len", "32", "--log-every", "5",
+        "--progress", "lines"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 30-step run on the first 40,000 characters of tiny-shakespeare (module scope: trained once)."""
+    d = os.environ.get("RNNKIT_DATA_DIR")
+    if not d or not (Path(d) / "tiny-shakespeare.txt").is_file():
+        pytest.skip("RNNKIT_DATA_DIR is not set to the shared corpora folder (../shared/data)")
+    root = tmp_path_factory.mktemp("cli")
+    corpus = root / "shakespeare-slice.txt"
+    corpus.write_text((Path(d) / "tiny-shakespeare.txt").read_text()[:40_000])
+    run = root / "run"
+    assert main(["lm", "train", "--corpus", str(corpus), "--out", str(run), "--steps", "30",
+                 "--eval-every", "15", *TINY]) == 0
+    return corpus, run
+
+
+def test_train_writes_checkpoints_config_and_metrics(trained):
+    corpus, run = trained
+    assert {p.name for p in run.iterdir()} == {"config.json", "last.safetensors", "best.safetensors", "metrics.jsonl"}
+    config = json.loads((run / "config.json").read_text())
+    assert config["engine"] == "stream" and config["level"] == "char" and config["model"]["hidden"] == 32
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10, 15, 20, 25, 30]
+    assert set(records[2]) == {"step", "elapsed_s", "train_loss", "chars_per_s", "val_loss", "val_bpc"}
+    assert set(records[0]) == {"step", "elapsed_s", "train_loss", "chars_per_s"}
+    assert records[-1]["val_loss"] < records[0]["train_loss"]
+
+
+def test_generate_streams_the_same_text_for_the_same_seed(trained, capsys):
+    _, run = trained
+    args = ["lm", "generate", str(run), "--prime", "ROMEO:", "--length", "80", "--temperature", "0.8", "--seed", "4"]
+    assert main(args) == 0
+    first = capsys.readouterr()
+    assert first.out.startswith("ROMEO:") and len(first.out) == len("ROMEO:") + 80 + 1
+    assert "80 tokens at" in first.err
+    assert main(args) == 0 and capsys.readouterr().out == first.out
+    assert main(args[:-1] + ["5"]) == 0 and capsys.readouterr().out != first.out
+
+
+def test_generate_maps_unknown_prime_characters_and_beam_search(trained, capsys):
+    _, run = trained
+    assert main(["lm", "generate", str(run), "--prime", "JULIÉT€", "--length", "20", "--top-k", "5"]) == 0
+    captured = capsys.readouterr()
+    assert "prime characters not in the model's vocabulary: 'É' -> 'E', '€' skipped" in captured.err
+    assert captured.out.startswith("JULIÉT€")
+    assert main(["lm", "generate", str(run), "--prime", "the ", "--length", "12", "--beam-width", "3"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out) == len("the ") + 12 + 1 and "beam search (width 3)" in captured.err
+
+
+def test_evaluate_prints_and_writes_loss_bpc_perplexity(trained, tmp_path, capsys):
+    corpus, run = trained
+    out = tmp_path / "eval.json"
+    assert main(["lm", "evaluate", str(run), "--corpus", str(corpus), "--split", "valid", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert {"loss", "bpc", "perplexity"} <= set(report) and report["tokens"] == 3999
+    assert report["bpc"] == pytest.approx(report["loss"] / 0.6931471805599453)
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    best = min(r["val_loss"] for r in metrics if "val_loss" in r)
+    assert report["loss"] == pytest.approx(best, abs=1e-6)  # the same text and model as training's validation
+    assert "bits/char" in capsys.readouterr().out
+
+
+def test_resume_continues_and_refuses_another_architecture(trained, capsys):
+    corpus, run = trained
+    assert main(["lm", "train", "--out", str(run), "--resume", "--hidden", "64", "--steps", "40"]) == 2
+    assert "cannot resume: the run was started with a different config (hidden: run has 32, got 64)" in capsys.readouterr().err
+    assert main(["lm", "train", "--out", str(run), "--resume", "--steps", "35", "--progress", "none"]) == 0
+    assert json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 35
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["lm", "train", "--corpus", "{short}", "--out", "{tmp}/r", "--steps", "5"],
+     "training text too short: 193 tokens, need at least 4,097 for one batch of 32 streams x 128 steps"),
+    (["lm", "train", "--corpus", "no-such-corpus", "--out", "{tmp}/r", "--steps", "5"], "unknown corpus 'no-such-corpus'"),
+    (["lm", "train", "--corpus", "{short}", "--out", "{tmp}/r", "--steps", "5", "--tie-weights"],
+     "tie_weights needs embedding == hidden"),
+    (["lm", "generate", "{tmp}"], "no checkpoint (expected best.safetensors"),
+    (["lm", "generate", "{run}", "--temperature", "-1"], "temperature must be a finite number >= 0"),
+    (["lm", "generate", "{run}", "--top-p", "1.5"], "top_p must be in (0, 1]"),
+    (["lm", "evaluate", "{run}", "--split", "test"], "has no test split"),
+])
+def test_bad_input_is_one_clear_line_and_exit_2(trained, tmp_path, capsys, argv, message):
+    _, run = trained
+    short = tmp_path / "short.txt"
+    short.write_text("To be, or not to be, that is the question.\n" * 5)
+    argv = [a.format(short=short, tmp=tmp_path, run=run) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("rnnkit: error: ") and message in err[0], err
+
+
+def test_word_level_streaming_reports_perplexity(trained, tmp_path, capsys):
+    corpus, _ = trained
+    run = tmp_path / "words"
+    assert main(["lm", "train", "--level", "word", "--corpus", str(corpus), "--out", str(run), "--steps", "10",
+                 "--eval-every", "10", "--hidden", "32", "--embedding", "32", "--batch-size", "4", "--seq-len", "20",
+                 "--progress", "none"]) == 0
+    record = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+    assert set(record) == {"step", "elapsed_s", "train_loss", "tokens_per_s", "val_loss", "val_ppl"}
+    out = tmp_path / "eval.json"
+    assert main(["lm", "evaluate", str(run), "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["perplexity"] == pytest.approx(2.718281828459045 ** record["val_loss"], rel=1e-6)
+    assert "perplexity" in capsys.readouterr().out
+    assert main(["lm", "generate", str(run), "--prime", "KING zyzzyva", "--length", "15", "--seed", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "'zyzzyva' -> <unk>" in captured.err and len(captured.out.split()) >= 15
+
+
+def test_main_job_trains_on_the_builtin_corpus_and_prints_a_sample(tmp_path, capsys):
+    from rnnkit.lm.stream_cli import main_job
+
+    assert main_job(minutes=0.02, out=str(tmp_path / "job"), sample_length=40, progress="none") == 0
+    out = capsys.readouterr().out
+    assert "--- generated (temperature 0.7, prime 'def ') ---" in out
+    sample = out.split("---\n", 1)[1]
+    assert sample.startswith("def ") and len(sample) == len("def ") + 40 + 1
+    config = json.loads((tmp_path / "job" / "config.json").read_text())
+    assert config["corpus"] == "python-stdlib" and config["train"]["minutes"] == 0.02
