@@ -1,8 +1,11 @@
-"""``rnnkit demo``: the seed notes' walkthrough, run for real.
+"""``rnnkit demo``: the project's main job.
 
-Builds the notes' two models with the Keras-compatible API, prints their
-summaries (the same tables as tf.keras), then trains the BiLSTM model for a few
-seconds on a synthetic task and reports what it learned.
+Part 1, the seed notes' walkthrough run for real: builds the notes' two models
+with the Keras-compatible API, prints their summaries (the same tables as
+tf.keras), trains the BiLSTM model for a few seconds on a synthetic task.
+Part 2: trains a character LSTM on the built-in ``python-stdlib`` corpus for
+about two minutes (progress: loss, bpc, chars/s, ETA) and prints a generated
+sample. Works offline.
 """
 from __future__ import annotations
 
@@ -14,6 +17,8 @@ import numpy as np
 def register(sub) -> None:
     p = sub.add_parser("demo", help="the seed walkthrough: build the notes' models, print summaries, train one briefly")
     p.add_argument("--seconds", type=float, default=8.0, help="training budget for the BiLSTM model (default 8)")
+    p.add_argument("--lm-minutes", type=float, default=2.0,
+                   help="budget of the character LSTM on python-stdlib (default 2; 0 skips it)")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=run)
 
@@ -31,6 +36,9 @@ def run(args) -> int:
 
     import rnnkit.keras as keras
 
+    # One intra-op thread: these models are small, and on few cores OpenMP's hand-offs
+    # cost more than they save (see benchmarks/README.md).
+    torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     print("# Seed model 1: Embedding -> Bidirectional(LSTM, return_sequences) -> Bidirectional(LSTM) -> Dense\n")
     model = keras.models.Sequential([
@@ -61,4 +69,9 @@ def run(args) -> int:
         epochs += 1
     loss, acc = model.evaluate(x_val, y_val)
     print(f"\nheld-out accuracy after {epochs} epochs ({time.perf_counter() - start:.1f}s): {acc:.1%} (chance 12.5%)")
+    if args.lm_minutes > 0:
+        from ..lm.stream_cli import main_job
+
+        print("\n# A character-level language model of Python source\n", flush=True)
+        return main_job(minutes=args.lm_minutes, seed=args.seed)
     return 0

@@ -5,7 +5,7 @@ from rnnkit.cli.main import main
 
 
 def test_demo_prints_both_seed_tables_and_learns(capsys):
-    assert main(["demo", "--seconds", "1"]) == 0
+    assert main(["demo", "--seconds", "1", "--lm-minutes", "0"]) == 0
     out = capsys.readouterr().out
     assert "Total params: 61,592" in out and "Total params: 23,680" in out
     assert "held-out accuracy" in out
