@@ -30,9 +30,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_stream_run(path: str) -> bool:
+    import json
+    from pathlib import Path
+
+    config = Path(path) / "config.json"
+    try:
+        return json.loads(config.read_text(encoding="utf-8")).get("engine") == "stream"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def route(argv: list[str]) -> list[str]:
+    """One CLI for both engines: the streaming LM engine lives under ``rnnkit lm``; the
+    top-level commands hand over to it.
+
+    - ``train --level char`` and ``train --stream`` (word level) -> ``lm train``
+    - ``generate RUN`` / ``evaluate RUN`` on a streaming run folder -> ``lm generate|evaluate``
+    """
+    if not argv:
+        return argv
+    cmd, rest = argv[0], list(argv[1:])
+    if cmd == "train":
+        level = next((rest[i + 1] for i, a in enumerate(rest[:-1]) if a == "--level"), None)
+        level = level or next((a.split("=", 1)[1] for a in rest if a.startswith("--level=")), None)
+        if "--stream" in rest or level == "char":
+            rest = [a for a in rest if a != "--stream"]
+            if level is None:
+                rest = ["--level", "word"] + rest
+            return ["lm", "train"] + rest
+    if cmd == "evaluate":
+        return ["lm", "evaluate"] + rest
+    if cmd == "generate":
+        run = next((a for a in rest if not a.startswith("-")), None)
+        if run is not None and _is_stream_run(run):
+            return ["lm", "generate"] + rest
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(route(list(sys.argv[1:] if argv is None else argv)))
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
