@@ -81,7 +81,7 @@ def test_unknown_corpus_lists_the_known_ones(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "--level", "char", "--out", "x"], "--level char is not available yet"),
+    (["train", "--level", "char", "--corpus", "no-such-corpus", "--out", "x"], "no-such-corpus"),
     (["train", "--out", "x", "--preset", "moroney-sonnets", "--hidden", "10"], "fixes the architecture"),
     (["train", "--out", "x", "--threads", "0"], "--threads"),
     (["generate", "{tmp}", "--prime", "x"], "not an rnnkit run folder"),
