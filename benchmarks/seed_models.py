@@ -13,10 +13,11 @@ Candidates, per model, batch size and thread setting:
 ``plain``: the same architecture written with torch.nn (nn.LSTM/nn.GRU bidirectional,
 nn.Conv1d, ...), the same step with ``torch.optim.Adam(fused=True)``;
 ``rnnkit``: the rnnkit model, the same hand-written step;
-``rnnkit fit``: ``model.compile("adam", ...)`` and ``train_on_batch`` (what ``fit`` runs per batch);
+``rnnkit fit``: rnnkit's own loop, ``model.compile("adam", ...)`` + ``fit`` (timed as Keras's, below);
 ``rnnkit torch.gru`` (bigru only): rnnkit with its CPU GRU path switched off (the "before");
 ``keras-tf`` / ``keras-torch``: Keras 3 ``fit`` on its TensorFlow / PyTorch backend, in
-worker processes (``benchmarks/keras_worker.py``) run by ``--keras-python``.
+worker processes (``benchmarks/keras_worker.py``) run by ``--keras-python``. ``fit`` runs are
+timed from the end of their first batch to the end of their last.
 
 Thread settings: ``--threads 1,2`` runs every table twice: with ``torch.set_num_threads(n)``
 for the PyTorch candidates and Keras-torch, and for Keras-TF 1 intra-op thread (n=1) or
@@ -124,9 +125,31 @@ def hand_step(model: nn.Module, x, y):
     return step
 
 
-def rnnkit_fit_step(model, x, y):
-    model.compile(optimizer="adam", loss=SparseCategoricalCrossentropy(from_logits=True), device="cpu")
-    return lambda: model.train_on_batch(x, y)
+class StepClock(rnnkit.callbacks.Callback):
+    """Times ``fit`` from the end of its first batch to the end of its last (no set-up counted)."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 0:
+            self.first = (time.perf_counter(), time.process_time())
+        self.last = (time.perf_counter(), time.process_time())
+
+    def per_step(self, steps: int) -> tuple[float, float]:
+        return (self.last[0] - self.first[0]) / (steps - 1), (self.last[1] - self.first[1]) / (steps - 1)
+
+
+class RnnkitFitCandidate:
+    """rnnkit's own training loop: ``compile("adam", ...)`` then one ``fit`` epoch of ``steps`` batches."""
+
+    def __init__(self, model, x, y):
+        model.compile(optimizer="adam", loss=SparseCategoricalCrossentropy(from_logits=True), device="cpu")
+        self.model, self.x, self.y = model, x, y
+
+    def run(self, steps: int) -> tuple[float, float]:
+        steps = max(2, steps)
+        clock = StepClock()
+        self.model.fit(self.x.repeat(steps, 1), self.y.repeat(steps), batch_size=len(self.x), epochs=1,
+                       verbose=0, shuffle=False, callbacks=[clock])
+        return clock.per_step(steps)
 
 
 def without_gru_cpu(step):
@@ -201,7 +224,7 @@ def measure(cands: dict, rounds: int, seconds: float, progress) -> dict:
 def build_candidates(name, batch, threads, workers, x, y):
     cands = {"plain": TorchCandidate(hand_step(plain_model(name), x, y)),
              "rnnkit": TorchCandidate(hand_step(rnnkit_model(name), x, y)),
-             "rnnkit fit": TorchCandidate(rnnkit_fit_step(rnnkit_model(name), x, y))}
+             "rnnkit fit": RnnkitFitCandidate(rnnkit_model(name), x, y)}
     if name == "bigru":
         cands["rnnkit torch.gru"] = TorchCandidate(without_gru_cpu(hand_step(rnnkit_model(name), x, y)))
     for label, worker in workers.items():
