@@ -22,8 +22,9 @@ timed from the end of their first batch to the end of their last.
 Thread settings: ``--threads 1,2`` runs every table twice: with ``torch.set_num_threads(n)``
 for the PyTorch candidates and Keras-torch, and for Keras-TF 1 intra-op thread (n=1) or
 TensorFlow's default (otherwise). Candidates alternate in rounds after a warm-up (the
-order rotates each round); each figure is the median over rounds of a chunk of steps
-lasting about ``--seconds``. Ratios compare with ``plain`` at the same setting.
+order rotates each round); times are medians over rounds of a chunk of steps lasting
+about ``--seconds``. Ratios compare with ``plain`` at the same setting, round by round:
+the median and quartiles of the per-round ratios.
 """
 from __future__ import annotations
 
@@ -202,8 +203,17 @@ class KerasCandidate:
 
 
 # ------------------------------------------------------------------ measuring
-def measure(cands: dict, rounds: int, seconds: float, progress) -> dict:
-    """Warm up, then alternate the candidates in rounds; returns name -> (median wall, median CPU) per step."""
+def quartiles(values: list[float]) -> tuple[float, float, float]:
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, median, q3
+
+
+def measure(cands: dict, rounds: int, seconds: float, progress, baseline: str = "plain") -> dict:
+    """Warm up, then alternate the candidates in rounds.
+
+    Returns name -> (median wall, median CPU per step, quartiles of the per-round
+    ratio baseline time / this time): a ratio taken within a round compares runs a
+    second apart, so it survives the load swings that move the medians."""
     chunk = {}
     for name, cand in cands.items():
         cand.run(3)
@@ -218,7 +228,8 @@ def measure(cands: dict, rounds: int, seconds: float, progress) -> dict:
             wall, cpu = cands[name].run(chunk[name])
             walls[name].append(wall)
             cpus[name].append(cpu)
-    return {name: (statistics.median(walls[name]), statistics.median(cpus[name])) for name in cands}
+    return {name: (statistics.median(walls[name]), statistics.median(cpus[name]),
+                   quartiles([b / w for b, w in zip(walls[baseline], walls[name])])) for name in cands}
 
 
 def build_candidates(name, batch, threads, workers, x, y):
@@ -292,11 +303,10 @@ def main(argv=None) -> int:
                           f"{done}/{total} tables done, ETA {eta / 60:.1f} min, {load()}", file=sys.stderr)
 
                 timing = measure(cands, args.rounds, args.seconds, progress)
-                base = timing["plain"][0]
-                for cand, (wall, cpu) in timing.items():
+                for cand, (wall, cpu, ratio) in timing.items():
                     results.append({"model": name, "batch": batch, "threads": threads, "candidate": cand,
                                     "samples_per_s": batch / wall, "cpu_ms_per_step": cpu * 1e3,
-                                    "wall_ms_per_step": wall * 1e3, "ratio_vs_plain": base / wall,
+                                    "wall_ms_per_step": wall * 1e3, "ratio_vs_plain": ratio,
                                     "jit_compile": getattr(cands[cand], "jit_compile", None)})
                 done += 1
         for worker in workers.values():
@@ -304,11 +314,12 @@ def main(argv=None) -> int:
     header.append(f"end: {load()}, {(time.time() - started) / 60:.1f} min")
 
     print("\n".join(header))
-    print("\n| model | batch | threads | candidate | samples/s | ratio vs plain | CPU ms/step | wall ms/step |")
+    print("\n| model | batch | threads | candidate | samples/s | ratio vs plain (quartiles) | CPU ms/step | wall ms/step |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
+        q1, ratio, q3 = r["ratio_vs_plain"]
         print(f"| {r['model']} | {r['batch']} | {r['threads']} | {r['candidate']} | {r['samples_per_s']:,.0f} | "
-              f"{r['ratio_vs_plain']:.2f} | {r['cpu_ms_per_step']:.1f} | {r['wall_ms_per_step']:.1f} |")
+              f"{ratio:.2f} ({q1:.2f}-{q3:.2f}) | {r['cpu_ms_per_step']:.1f} | {r['wall_ms_per_step']:.1f} |")
     if args.json:
         atomic_write_text(args.json, json.dumps({"header": header, "results": results}, indent=1))
     return 0

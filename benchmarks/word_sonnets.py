@@ -275,7 +275,7 @@ def draw_accuracy(curves: list[tuple[str, list[dict]]], png: Path) -> Path:
     ax.set_ylim(0, 1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left")
+    ax.legend(loc="upper left", fontsize="small")
     ax.set_title("rnnkit on Shakespeare's sonnets: next-word training accuracy (batch 32, Adam)")
     fig.tight_layout()
     with atomic_write(png, "wb") as fh:
