@@ -7,13 +7,17 @@
    hidden 64 (the bench default) and 256, with GRU, MinLSTM, Dense and MinGRU's
    log-space scan (``scan="log"``, the GPU path) in the same rounds.
 2. Threads: LSTM and MinGRU at 1 and 2 torch intra-op threads, side by side.
-3. The sweep for docs/choosing-a-cell.md: `rnnkit.bench.run` over every
+3. The sweep for README.md ("Choosing a cell"): `rnnkit.bench.run` over every
    candidate at lengths 32, 128, 512, 2048; writes docs/cells.png (and with
    ``--json PATH`` every measurement).
 
 Every comparison alternates its candidates in rounds (rnnkit.bench.measure), so
 load from other processes hits all alike; read the ratios, not the absolute
-times. Prints Markdown for benchmarks/README.md. Needs no data and no GPU.
+times. The targets table gives each ratio twice: in wall-clock time (what the
+target means) and in the process's CPU time, which leaves out the time spent
+waiting for a core while other processes run (though not their effect on the
+caches and memory bandwidth). The load average is printed with every table.
+Prints Markdown for benchmarks/README.md. Needs no data and no GPU.
 The third target (a MinGRU char model on tiny-shakespeare reaching the LSTM's
 10-minute validation loss sooner) needs the char-level engine and is not here.
 """
@@ -21,7 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import statistics
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -44,6 +51,23 @@ def trainer(cell: str, shape: TaskShape, scan: str | None = None) -> Trainer:
     return Trainer(model, make_batches(shape, CPU, 0), CPU)
 
 
+class CpuTimed:
+    """A trainer that also records the CPU time of this process per step, run by run."""
+
+    def __init__(self, inner):
+        self.inner, self.cpu_ms = inner, []
+
+    def run(self, steps: int) -> float:
+        start = time.process_time()
+        seconds = self.inner.run(steps)
+        self.cpu_ms.append((time.process_time() - start) * 1000.0 / steps)
+        return seconds
+
+
+def load() -> str:
+    return "load average " + " / ".join(f"{v:.1f}" for v in os.getloadavg()) + " (1 / 5 / 15 min)"
+
+
 class Threaded:
     """A trainer that runs with a given number of intra-op threads."""
 
@@ -60,8 +84,11 @@ class Threaded:
 
 
 def side_by_side(trainers: dict, batch: int, steps: int, rounds: int = 5, warmup: int = 3) -> dict[str, float]:
+    """Median wall-clock ms per step of each trainer (a `CpuTimed` one also keeps its timed runs' CPU ms)."""
     for t in trainers.values():
         t.run(warmup)
+        if isinstance(t, CpuTimed):
+            t.cpu_ms.clear()
     per_round = time_side_by_side(trainers, steps, rounds)
     return {name: summarize(ms, batch)["ms_per_step"] for name, ms in per_round.items()}
 
@@ -73,14 +100,16 @@ def targets(steps: int) -> list[dict]:
             shape = TaskShape(seq_len, hidden=hidden)
             n = max(4, steps // 4) if seq_len >= 512 and hidden >= 256 else steps
             trainers = {
-                "dense": trainer("dense", shape), "lstm": trainer("lstm", shape), "gru": trainer("gru", shape),
-                "mingru": trainer("mingru", shape), "mingru (scan=log)": trainer("mingru", shape, scan="log"),
+                "dense": trainer("dense", shape), "lstm": CpuTimed(trainer("lstm", shape)), "gru": trainer("gru", shape),
+                "mingru": CpuTimed(trainer("mingru", shape)), "mingru (scan=log)": trainer("mingru", shape, scan="log"),
                 "minlstm": trainer("minlstm", shape),
             }
             ms = side_by_side(trainers, shape.batch_size, n)
-            rows.append({"hidden": hidden, "seq_len": seq_len, "steps": n, "ms_per_step": ms})
-            print(f"  hidden {hidden}, seq_len {seq_len}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items()),
-                  file=sys.stderr, flush=True)
+            cpu = {k: statistics.median(trainers[k].cpu_ms) for k in ("lstm", "mingru")}
+            rows.append({"hidden": hidden, "seq_len": seq_len, "steps": n, "ms_per_step": ms, "cpu_ms_per_step": cpu,
+                         "load": load()})
+            print(f"  hidden {hidden}, seq_len {seq_len}: " + ", ".join(f"{k} {v:.1f} ms" for k, v in ms.items())
+                  + f"; CPU ms: lstm {cpu['lstm']:.1f}, mingru {cpu['mingru']:.1f}; {load()}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -93,15 +122,16 @@ def threads_check(steps: int) -> dict[str, float]:
 
 def markdown_targets(rows: list[dict]) -> str:
     lines = ["| hidden | seq_len | LSTM ms/step | MinGRU ms/step | MinGRU / LSTM throughput | target | "
-             "MinGRU scan=log ms/step | MinLSTM ms/step | GRU ms/step | Dense ms/step |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "same in CPU time | MinGRU scan=log ms/step | MinLSTM ms/step | GRU ms/step | Dense ms/step |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        ms = r["ms_per_step"]
+        ms, cpu = r["ms_per_step"], r["cpu_ms_per_step"]
         speedup = ms["lstm"] / ms["mingru"]
         need = 5.0 if r["seq_len"] >= 512 else 1.0
         verdict = f"≥ {need:g}x: {'met' if speedup >= need else 'missed'}"
         lines.append(f"| {r['hidden']} | {r['seq_len']} | {ms['lstm']:.1f} | {ms['mingru']:.1f} | {speedup:.2f}x | {verdict} "
-                     f"| {ms['mingru (scan=log)']:.1f} | {ms['minlstm']:.1f} | {ms['gru']:.1f} | {ms['dense']:.1f} |")
+                     f"| {cpu['lstm'] / cpu['mingru']:.2f}x | {ms['mingru (scan=log)']:.1f} | {ms['minlstm']:.1f} "
+                     f"| {ms['gru']:.1f} | {ms['dense']:.1f} |")
     return "\n".join(lines)
 
 
@@ -127,27 +157,30 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    print("## targets", file=sys.stderr)
+    print(f"## targets ({load()})", file=sys.stderr)
     rows = targets(args.steps)
-    print("## threads", file=sys.stderr)
+    print(f"## threads ({load()})", file=sys.stderr)
     threads = threads_check(max(6, args.steps // 2))
-    out = {"threads": args.threads, "targets": rows, "threads_check": threads}
+    out = {"threads": args.threads, "targets": rows, "threads_check": threads, "threads_load": load()}
     if not args.skip_sweep:
-        print("## sweep", file=sys.stderr)
+        print(f"## sweep ({load()})", file=sys.stderr)
         sweep = bench.run(seq_lens=(32, 128, 512, 2048), steps=max(6, args.steps // 2), warmup=2, rounds=5,
                           threads=args.threads, progress=sys.stderr)
-        out["sweep"] = sweep
+        out["sweep"], out["sweep_load"] = sweep, load()
         bench.plot(sweep, REPO / "docs" / "cells.png")
     if args.json:
         atomic_write_text(args.json, json.dumps(out, indent=1, ensure_ascii=False) + "\n")
 
     print(f"Machine: {bench.describe(out['sweep']) if 'sweep' in out else torch.__version__}\n")
     print(markdown_targets(rows) + "\n")
+    print("Load after each target row: " + "; ".join(f"{r['hidden']}/{r['seq_len']}: {r['load']}" for r in rows) + "\n")
     print("| configuration (seq_len 128, hidden 64) | ms/step |\n|---|---|")
     print("\n".join(f"| {k} | {v:.1f} |" for k, v in threads.items()) + "\n")
+    print(f"After the threads check: {out['threads_load']}\n")
     if "sweep" in out:
         print(markdown_sweep(out["sweep"]) + "\n")
-        print(bench.verdict_table(out["sweep"]))
+        print(bench.verdict_table(out["sweep"]) + "\n")
+        print(f"After the sweep: {out['sweep_load']}")
     return 0
 
 

@@ -24,11 +24,16 @@ Weights (PyTorch layout, as the other recurrent layers): ``weight_ih (n*u, in)``
 Execution (``scan=``):
     ``"log"``: every step at once with Heinsen's parallel log-space scan
     (`log_space_scan`): the path for GPUs.
-    ``"loop"``: one ``lerp`` per step over ``(batch, units)``, gates computed in
-    cache-sized blocks of steps, backward written out (`gated_recurrence`). On
-    CPU this beats the log-space scan several times over: PyTorch's CPU
+    ``"loop"``: projection, gates and recurrence in one autograd function
+    (`fused_scan`) that walks time in cache-sized blocks of steps: per block one
+    matrix product per gate block, the gates, then one ``lerp`` per step over
+    ``(batch, units)``; the backward is written out and, without
+    ``return_sequences``, carries back the last state's gradient alone. On CPU
+    this beats the log-space scan several times over: PyTorch's CPU
     ``logcumsumexp`` is a scalar loop of exp/log per element (benchmarks/cells.py
-    measures both).
+    measures both). A chunked two-level scan (all chunks at once, then chained)
+    measured no faster here: the per-step calls it saves cost less than the
+    extra passes over memory it adds.
     ``"cell"``: the cell's one-step function (`step`), applied step by step
     through the generic recurrent loop (the reference; generation runs one step
     at a time through any path).
@@ -90,76 +95,172 @@ def log_space_scan(log_a: torch.Tensor, log_b: torch.Tensor, h0: torch.Tensor | 
     return h.to(log_b.dtype)
 
 
-def _gates(d: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``z = sigmoid(d)``, ``s = sigmoid(min(k, 0))`` and ``g(k) = relu(k) + s``."""
-    z = torch.sigmoid(d)
-    s = torch.sigmoid(k.clamp(max=0.0))
-    return z, s, F.relu(k).add_(s)
+# Steps per block: about 1 MiB of each temporary, so a block's gates stay in the CPU's cache
+# (measured: 4x smaller blocks pay more in per-call overhead, 4x larger ones in memory traffic).
+_BLOCK_ELEMENTS = 262144
+# MinLSTM: where both gate logits lie below -80, sigmoid(p) = e^p up to e^-80, so shifting both up
+# by the same amount keeps i / (f + i) while keeping f + i far from underflow (0 / 0).
+_SHIFT = 80.0
 
 
-class _GatedRecurrence(torch.autograd.Function):
-    """``h_t = (1 - z_t) * h_{t-1} + z_t * g(k_t)`` with ``z = sigmoid(d)``, step by step, backward written out.
+def _block_steps(batch: int, units: int) -> int:
+    return max(1, _BLOCK_ELEMENTS // (batch * units))
 
-    Inputs time-major: ``d, k (time, batch, units)``, ``h0 (batch, units)``. The
-    backward is the reverse recurrence ``G_t = dL/dh_t + a_{t+1} G_{t+1}`` (``a = 1 - z``),
-    then ``dL/dd_t = G_t z_t a_t (g(k_t) - h_{t-1})``, ``dL/dk_t = G_t z_t g'(k_t)`` and
-    ``dL/dh0 = a_0 G_0``: autograd through the loop would record nodes at every step.
 
-    Both directions walk time in blocks of `block` steps and compute the gates of a
-    block just before its steps (again in the backward, instead of saving them): each
-    elementwise pass over the whole (time, batch, units) array would cost about as
-    much as the loop itself, while a block's temporaries stay in the CPU's cache.
+def _update_gate(P: torch.Tensor, z: torch.Tensor, sl: slice) -> torch.Tensor:
+    """Fill ``z[sl]`` from the projection ``P (blocks, time, batch, units)``; keep what the backward needs in P."""
+    if P.shape[0] == 2:  # MinGRU: z = sigmoid(logit), in place (z is P[0])
+        return P[0][sl].sigmoid_()
+    # MinLSTM: z = i / (f + i); P[0], P[1] become 1 - f and 1 - i, the derivatives of
+    # d = log i - log f by the gate logits (up to sign) that the backward needs
+    pf, pi = P[0][sl], P[1][sl]
+    shift = torch.maximum(pf, pi).neg_().sub_(_SHIFT).clamp_(min=0.0)
+    f, i = torch.sigmoid(pf.add_(shift)), torch.sigmoid(pi.add_(shift))
+    zb = torch.div(i, f.add_(i), out=z[sl])
+    pf.neg_().sigmoid_()
+    pi.neg_().sigmoid_()
+    return zb
+
+
+def _update_gate_backward(P: torch.Tensor, grad_P: torch.Tensor) -> None:
+    """Turn ``grad_P[0]``, the gradient of the update logit ``d``, into the gate logits' gradients.
+
+    ``P`` and ``grad_P`` cover the same steps."""
+    if P.shape[0] == 2:  # MinGRU: d is the logit itself
+        return
+    # MinLSTM: d = log i - log f, so dd/d(i logit) = 1 - i and dd/d(f logit) = -(1 - f)
+    torch.mul(grad_P[0], P[1], out=grad_P[1])
+    grad_P[0].mul_(P[0]).neg_()
+
+
+class _FusedScan(torch.autograd.Function):
+    """MinGRU / MinLSTM's ``scan="loop"`` path: projection, gates and ``h_t = (1 - z_t) h_{t-1} + z_t g(k_t)``.
+
+    Inputs: ``x (batch, time, in)``, ``weight (blocks*units, in)``, ``bias`` or None,
+    ``h0 (batch, units)``, ``keep (batch, time, 1)`` (1 at real steps, 0 at masked
+    ones, which keep the state) or None, ``sequence`` (whether the outputs of all
+    steps are wanted, or only the last state). Returns ``(h (batch, time, units)``
+    or an empty tensor, ``h_T (batch, units))``.
+
+    One matrix product per gate block gives every step's logits at once; then time
+    is walked in blocks of steps whose gates are computed just before their steps,
+    so the temporaries stay in the CPU's cache, and one ``lerp`` per step runs the
+    recurrence. The backward is the reverse recurrence ``G_t = dL/dh_t + a_{t+1} G_{t+1}``
+    (``a = 1 - z``), then ``dL/dd_t = G_t a_t (h_t - h_{t-1})`` (as ``z_t (g(k_t) - h_{t-1})
+    = h_t - h_{t-1}``), ``dL/dk_t = G_t z_t g'(k_t)``, ``dL/dh0 = a_0 G_0`` and the
+    projection's products: autograd through the loop would record nodes at every step,
+    and would keep every elementwise temporary.
     """
 
     @staticmethod
-    def block(batch_units: int) -> int:
-        return max(1, 65536 // batch_units)  # 256 KiB per temporary: within L2
-
-    @staticmethod
-    def forward(ctx, d, k, h0):
-        h = torch.empty_like(d)
+    def forward(ctx, x, weight, bias, h0, keep, sequence):
+        batch, time, _ = x.shape
+        units = h0.shape[1]
+        blocks = weight.shape[0] // units
+        # Time-major inside: a step is then one contiguous (batch, units) slab; batch-major
+        # slices of a step sit time * units apart, a power of two that thrashes the caches.
+        x2 = x.transpose(0, 1).reshape(time * batch, -1)
+        ws = [w.t() for w in weight.split(units)]
+        biases = [None] * blocks if bias is None else bias.split(units)
+        P = x.new_empty(blocks, time, batch, units)
+        z = P[0] if blocks == 2 else torch.empty_like(P[0])
+        k, h = P[-1], torch.empty_like(P[0])
+        keep = None if keep is None else keep.transpose(0, 1)
         prev = h0
-        n = _GatedRecurrence.block(h0.numel())
-        for start in range(0, d.shape[0], n):
-            z, _, gk = _gates(d[start : start + n], k[start : start + n])
-            for z_t, g_t, h_t in zip(z.unbind(0), gk.unbind(0), h[start : start + n].unbind(0)):
+        n = _block_steps(batch, units)
+        for start in range(0, time, n):
+            sl, rows = slice(start, start + n), slice(start * batch, (start + n) * batch)
+            for Pj, w, b in zip(P, ws, biases):
+                torch.mm(x2[rows], w, out=Pj[sl].view(-1, units))
+                if b is not None:  # (addmm would broadcast-copy the bias first, several times slower)
+                    Pj[sl].add_(b)
+            zb = _update_gate(P, z, sl)
+            if keep is not None:
+                zb.mul_(keep[sl])
+            kb = k[sl]
+            s = kb.clamp(max=0.0).sigmoid_()
+            gk = kb.clamp(min=0.0).add_(s)  # g(k) = relu(k) + sigmoid(min(k, 0))
+            # g'(k), kept in k's place for the backward: 1 for k > 0, s (1 - s) for k <= 0 (< 1).
+            torch.maximum(kb.gt_(0.0), s.addcmul_(s, s, value=-1.0), out=kb)
+            for z_t, g_t, h_t in zip(zb.unbind(0), gk.unbind(0), h[sl].unbind(0)):
                 prev = torch.lerp(prev, g_t, z_t, out=h_t)
-        ctx.save_for_backward(d, k, h0, h)
-        return h
+        ctx.save_for_backward(x2, weight, h0, P, z, h)
+        ctx.has_bias = bias is not None
+        ctx.set_materialize_grads(False)
+        return (h.transpose(0, 1) if sequence else h.new_empty(0)), prev.clone()
 
     @staticmethod
-    def backward(ctx, grad_h):
-        d, k, h0, h = ctx.saved_tensors
-        grad_d, grad_k = torch.empty_like(d), torch.empty_like(k)
-        carry = None  # a_{t+1} G_{t+1} flowing back from the next block
-        n = _GatedRecurrence.block(h0.numel())
-        for start in reversed(range(0, d.shape[0], n)):
-            stop = min(start + n, d.shape[0])
-            z, s, gk = _gates(d[start:stop], k[start:stop])
-            a = 1.0 - z
-            grad = grad_h[start:stop].clone(memory_format=torch.contiguous_format)
-            if carry is not None:
-                grad[-1].add_(carry)
-            g_steps, a_steps = grad.unbind(0), a.unbind(0)
-            for t in range(len(g_steps) - 2, -1, -1):
-                g_steps[t].addcmul_(a_steps[t + 1], g_steps[t + 1])
-            carry = a[0] * grad[0]
-            gz = grad.mul_(z)
-            # g'(k) = 1 for k > 0, sigmoid'(k) below: 0.75 * [k > 0] + s (1 - s).
-            dg = torch.sign(k[start:stop]).clamp_(min=0.0).mul_(0.75).addcmul_(s, 1.0 - s)
-            torch.mul(dg, gz, out=grad_k[start:stop])
-            h_prev = h[start - 1 : stop - 1] if start else torch.cat([h0.unsqueeze(0), h[: stop - 1]])
-            torch.mul(gk.sub_(h_prev).mul_(a), gz, out=grad_d[start:stop])
-        return grad_d, grad_k, carry
+    def backward(ctx, grad_h, grad_last):
+        x2, weight, h0, P, z, h = ctx.saved_tensors
+        blocks, time, batch, units = P.shape
+        grad_h = None if grad_h is None or grad_h.numel() == 0 else grad_h.transpose(0, 1)
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        ws = weight.split(units)
+        grad_x = x2.new_empty(x2.shape) if need_x else None
+        grad_w = torch.zeros_like(weight) if need_w else None
+        grad_b = weight.new_zeros(weight.shape[0]) if ctx.has_bias and need_b else None
+        carry = grad_last  # a_{t+1} G_{t+1} flowing back into the block before
+        n = _block_steps(batch, units)
+        # Gradients of a block's logits live in one block-sized buffer: the projection's
+        # products consume them while they are still in cache.
+        grad_P = P.new_empty(blocks, min(n, time), batch, units)
+        G = h0.new_empty(min(n, time), batch, units)
+        for start in reversed(range(0, time, n)):
+            sl, rows = slice(start, start + n), slice(start * batch, (start + n) * batch)
+            zb = z[sl]
+            steps = len(zb)
+            gP, Gb = grad_P[:, :steps], G[:steps]
+            gs, zs = Gb.unbind(0), zb.unbind(0)
+            if grad_h is not None:
+                a = 1.0 - zb
+                Gb.copy_(grad_h[sl])
+                if carry is not None:
+                    gs[-1].add_(carry)
+                for t in range(steps - 2, -1, -1):
+                    gs[t].addcmul_(a[t + 1], gs[t + 1])
+            elif carry is not None:  # only the last state has a gradient: G_t = (1 - z_{t+1}) G_{t+1}
+                gs[-1].copy_(carry)
+                for t in range(steps - 2, -1, -1):
+                    torch.addcmul(gs[t + 1], zs[t + 1], gs[t + 1], value=-1.0, out=gs[t])
+            else:
+                Gb.zero_()
+            torch.mul(Gb, zb, out=gP[-1]).mul_(P[-1][sl])  # dL/dk = G z g'(k)
+            grad_d = gP[0]  # from h_t - h_{t-1}
+            if start:
+                torch.sub(h[sl], h[start - 1 : start + steps - 1], out=grad_d)
+            else:
+                torch.sub(h[1:steps], h[: steps - 1], out=grad_d[1:])
+                torch.sub(h[0], h0, out=grad_d[0])
+            carry = torch.addcmul(gs[0], zs[0], gs[0], value=-1.0)  # a_0 G_0
+            if grad_h is None:  # then a_t G_t = G_{t-1}: one product fewer
+                grad_d[1:].mul_(Gb[:-1])
+                grad_d[0].mul_(carry)
+            else:
+                grad_d.mul_(a).mul_(Gb)
+            _update_gate_backward(P[:, sl], gP)
+            flat = gP.reshape(blocks, -1, units)
+            if need_x:
+                torch.mm(flat[0], ws[0], out=grad_x[rows])
+                for j in range(1, blocks):
+                    grad_x[rows].addmm_(flat[j], ws[j])
+            if need_w:
+                for j, gw in enumerate(grad_w.split(units)):
+                    gw.addmm_(flat[j].t(), x2[rows])
+            if grad_b is not None:
+                grad_b.view(blocks, units).add_(flat.sum(1))
+        if need_x:
+            grad_x = grad_x.view(time, batch, -1).transpose(0, 1)
+        return grad_x, grad_w, grad_b, carry, None, None
 
 
-def gated_recurrence(d: torch.Tensor, k: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
-    """All states of ``h_t = (1 - z_t) h_{t-1} + z_t g(k_t)``, ``z = sigmoid(d)``, one step at a time.
+def fused_scan(x, weight, bias, h0, keep=None, sequence=True):
+    """MinGRU (``weight`` of 2 blocks) or MinLSTM (3 blocks) over ``x (batch, time, in)`` from ``h0 (batch, units)``.
 
-    ``d, k (time, batch, units)`` (time-major: the loop walks axis 0), ``h0 (batch, units)``;
-    returns ``(time, batch, units)``. ``d = -inf`` gives ``z = 0``: the step keeps the state.
+    ``keep (batch, time, 1)``: 1 at real steps, 0 where the state is kept (masks).
+    Returns ``(h (batch, time, units), h_T (batch, units))``; with ``sequence=False`` the
+    first is an empty tensor and only ``h_T`` carries gradients (less memory traffic).
     """
-    return _GatedRecurrence.apply(d.contiguous(), k.contiguous(), h0.contiguous())
+    return _FusedScan.apply(x, weight, bias, h0.contiguous(), keep, sequence)
 
 
 class MinRNN(RNN):
@@ -172,6 +273,7 @@ class MinRNN(RNN):
 
     blocks = 2
     cell_type = "minrnn"
+    _last_only = False  # set by forward while only the final state is wanted
     _NOT_HERE = ("activation", "recurrent_activation", "recurrent_initializer", "recurrent_regularizer",
                  "recurrent_dropout", "stateful", "unroll", "unit_forget_bias", "reset_after")
 
@@ -265,6 +367,15 @@ class MinRNN(RNN):
         h = torch.lerp(states[0], g(k), torch.sigmoid(d))
         return h, [h]
 
+    def forward(self, inputs, mask=None, training=None, initial_state=None):
+        # Without return_sequences (and masks) only the last state leaves the layer: the scan
+        # then hands back that state alone, so the backward needs no gradient over every step.
+        self._last_only = not self.return_sequences and mask is None
+        try:
+            return super().forward(inputs, mask=mask, training=training, initial_state=initial_state)
+        finally:
+            self._last_only = False
+
     def _loop(self, x, mask, states, training):
         # RNN.run calls this for layers without a fused op (after dropout and go_backwards).
         scan = self.resolved_scan(x.device)
@@ -278,12 +389,12 @@ class MinRNN(RNN):
                 m = mask.unsqueeze(-1)
                 log_a, log_b = log_a.masked_fill(~m, 0.0), log_b.double().masked_fill(~m, _LOG_ZERO)
             h = log_space_scan(log_a, log_b, h0).to(x.dtype)
+            final = h[:, -1]
         else:
-            d, k = self._logits(self._project(x.transpose(0, 1)))  # time-major: the loop walks axis 0
-            if mask is not None:
-                d = d.masked_fill(~mask.t().unsqueeze(-1), float("-inf"))
-            h = gated_recurrence(d, k, h0).transpose(0, 1)
-        final = h[:, -1]
+            keep = None if mask is None else mask.unsqueeze(-1).to(x.dtype)
+            h, final = fused_scan(x, self.weight_ih, self.bias_ih, h0, keep, sequence=not self._last_only)
+            if self._last_only:  # RNN.forward reads the last step of the outputs
+                return final.unsqueeze(1), [final]
         if mask is not None:  # as Keras: zeros before the first real step, the carried state after
             h = h * (mask.long().cumsum(1) > 0).unsqueeze(-1)
         return h, [final]

@@ -10,7 +10,8 @@ import torch
 
 import rnnkit
 from rnnkit.layers import Bidirectional, Dense, Embedding, MinGRU, MinLSTM
-from rnnkit.layers.minrnn import _GatedRecurrence, gated_recurrence, log_space_scan
+from rnnkit.layers import minrnn
+from rnnkit.layers.minrnn import fused_scan, log_space_scan
 
 CELLS = [MinGRU, MinLSTM]
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -70,24 +71,95 @@ def test_log_space_scan_equals_the_recurrence_for_4096_steps_and_any_sign_h0():
                                reference_recurrence(log_a[:, :50], log_b[:, :50], torch.zeros(3, 5)), **TOL)
 
 
-@pytest.mark.parametrize("block", [None, 3])
-def test_gated_recurrence_backward_passes_gradcheck(block, monkeypatch):
-    if block:  # several blocks of steps: the gradient must carry across block edges
-        monkeypatch.setattr(_GatedRecurrence, "block", staticmethod(lambda batch_units: block))
+def blocks_of(steps, monkeypatch, batch_units):
+    """Make the fused scan walk time in blocks of ``steps`` steps."""
+    monkeypatch.setattr(minrnn, "_BLOCK_ELEMENTS", steps * batch_units)
+
+
+@pytest.mark.parametrize("blocks", [2, 3])  # MinGRU, MinLSTM
+@pytest.mark.parametrize("masked", [False, True])
+def test_fused_scan_backward_passes_gradcheck(blocks, masked, monkeypatch):
+    blocks_of(3, monkeypatch, 2 * 3)  # several blocks: gradients must carry across block edges
     g = torch.Generator().manual_seed(2)
-    d = torch.randn(7, 2, 3, generator=g, dtype=torch.float64, requires_grad=True)
-    k = (3 * torch.randn(7, 2, 3, generator=g, dtype=torch.float64)).requires_grad_()
+    x = torch.randn(2, 8, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = (2 * torch.randn(blocks * 3, 4, generator=g, dtype=torch.float64)).requires_grad_()
+    bias = torch.randn(blocks * 3, generator=g, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(2, 3, generator=g, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(gated_recurrence, (d, k, h0))
+    keep = (torch.rand(2, 8, 1, generator=g) > 0.3).double() if masked else None
+    # all outputs with gradients, then only the last state (the layer's path without return_sequences)
+    assert torch.autograd.gradcheck(lambda *a: fused_scan(*a, keep=keep), (x, weight, bias, h0))
+    assert torch.autograd.gradcheck(lambda *a: fused_scan(*a, keep=keep, sequence=False)[1], (x, weight, bias, h0))
+    assert torch.autograd.gradcheck(lambda x, w, h: fused_scan(x, w, None, h, keep=keep)[0], (x, weight, h0))
 
 
 @pytest.mark.parametrize("cls", CELLS)
 def test_parallel_equals_sequential_for_4096_steps_with_gradients(cls, monkeypatch):
-    monkeypatch.setattr(_GatedRecurrence, "block", staticmethod(lambda batch_units: 100))  # 41 blocks
+    blocks_of(100, monkeypatch, 2 * 8)  # 41 blocks
     layer = cls(8, return_sequences=True, return_state=True)
     x = torch.randn(2, 4096, 4)
     h0 = torch.randn(2, 8)
     assert_paths_exact(layer, x, initial_state=h0, scans=("log", "loop"), exact_scan="loop")
+
+
+@pytest.mark.parametrize("cls", CELLS)
+def test_last_state_only_path_equals_float64_for_2000_steps(cls, monkeypatch):
+    # Without return_sequences the scan hands back only the last state; its backward decays
+    # that state's gradient alone. Same function, gradients included.
+    blocks_of(64, monkeypatch, 3 * 5)
+    layer = cls(5, return_state=True)
+    x = torch.randn(3, 2000, 4)
+    assert_paths_exact(layer, x, scans=("loop",), exact_scan="loop")
+    layer.scan = "loop"
+    seq = cls(5, return_sequences=True, scan="loop")
+    seq(x), seq.set_weights(layer.get_weights())
+    torch.testing.assert_close(layer(x)[0], seq(x)[:, -1])
+
+
+def test_candidate_derivative_is_exact_at_and_next_to_zero():
+    # g'(k) = 1 for k > 0 however small, sigmoid'(k) = 0.25 at k = 0 and just below.
+    layer = MinGRU(1, return_sequences=True, scan="loop")
+    layer.build_for((1, 4, 1))
+    layer.set_weights([np.array([[0.5, 1.0]], "float32"), np.zeros(2, "float32")])  # k = x
+    grads = {}
+    for scan in ("loop", "cell"):
+        layer.scan = scan
+        x = torch.tensor([[[1e-30], [0.0], [-1e-30], [2.0]]], requires_grad=True)
+        layer(x).sum().backward()
+        grads[scan] = x.grad
+    torch.testing.assert_close(grads["loop"], grads["cell"], rtol=1e-6, atol=0)
+
+
+def test_minlstm_stays_finite_when_both_gates_underflow():
+    # f, i = sigmoid(-110), sigmoid(-105) underflow float32; z = i / (f + i) is still sigmoid(5).
+    layer = MinLSTM(1, return_sequences=True)
+    layer.build_for((1, 3, 1))
+    layer.set_weights([np.zeros((1, 3), "float32"), np.array([-110.0, -105.0, 0.3], "float32")])
+    x = torch.ones(1, 3, 1, requires_grad=True)
+    exact = copy.deepcopy(layer).double()
+    exact.scan = "cell"
+    for scan in ("loop", "cell"):
+        layer.scan = scan
+        layer.zero_grad(), exact.zero_grad()
+        out, want = layer(x), exact(x.double())
+        torch.testing.assert_close(out.double(), want, **TOL)
+        out.sum().backward(), want.sum().backward()
+        for p, q in zip(layer.parameters(), exact.parameters()):
+            torch.testing.assert_close(p.grad.double(), q.grad, **TOL)
+    z, h = 1 / (1 + math.exp(-5)), []  # h_t = (1 - z) h_{t-1} + z g(0.3), g(0.3) = 0.8
+    for _ in range(3):
+        h.append((1 - z) * (h[-1] if h else 0.0) + z * 0.8)
+    torch.testing.assert_close(out[0, :, 0], torch.tensor(h), **TOL)
+
+
+def test_forward_without_sequences_leaves_run_returning_every_step():
+    # forward's last-state-only mode must not leak into direct run() calls (Bidirectional, generation).
+    layer = MinGRU(3)
+    x = torch.randn(2, 6, 4)
+    layer(x)
+    with pytest.raises(ValueError):
+        layer(x, initial_state=torch.zeros(2, 5))
+    seq, _ = layer.run(x, None, layer.initial_states(x, None), True)
+    assert seq.shape == (2, 6, 3)
 
 
 @pytest.mark.parametrize("go_backwards", [False, True])
