@@ -1,12 +1,15 @@
 """``rnnkit train``: train a text generator into a run folder.
 
 ``--level`` picks the engine: a function in `LEVELS` that takes the parsed
-arguments and returns a JSON-able result. Only the word level exists so far;
-a character-level engine adds its options in `register` and its function to
-`LEVELS`. The command is thin: it turns options into the engine's config and
-calls the Python API (`rnnkit.lm.train_word_model`).
+arguments and returns a JSON-able result. This module holds the word level
+(the n-gram next-word recipe, `rnnkit.lm.train_word_model`); ``--level char``
+(and ``--stream``) is handed to the streaming engine, ``rnnkit lm train``, by
+`rnnkit.cli.main.route` before these options are parsed. The command is thin:
+it turns options into the engine's config and calls the Python API.
 
     rnnkit train --level word --corpus sonnets --out runs/sonnets --preset moroney-sonnets --epochs 50
+    rnnkit train --level word --corpus sonnets --out runs/graded --preset moroney-sonnets-graded
+    rnnkit train --level word --corpus sonnets --out runs/mingru --cell mingru --bidirectional --layers 2
     rnnkit train --level word --corpus sonnets --out runs/sonnets --resume --epochs 80
 """
 from __future__ import annotations
@@ -17,8 +20,9 @@ import time
 
 import torch
 
+from ..lm.charlm import CELLS as CHAR_CELLS
 from ..lm.run import RunFolder
-from ..lm.word import CELLS, PRESETS, WordConfig, canonical_corpus, train_word_model
+from ..lm.word import CELLS, DEFAULT_EPOCHS, PRESETS, WordConfig, canonical_corpus, train_word_model
 from ..training.callbacks import Callback
 from ..utils import atomic_write_text
 
@@ -35,9 +39,12 @@ LEVEL_CHOICES = ("word", "char")
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "train", help="train a text generator (word level: the n-gram next-word recipe) into a run folder",
+        "train", help="train a text generator into a run folder (word level: the n-gram next-word recipe; "
+                 "--level char: the streaming engine)",
         description="Train a text generator on a corpus; the --out folder receives the model, tokenizer, config "
-                    "and per-epoch metrics after every epoch, and --resume continues from it.",
+                    "and per-epoch metrics after every epoch, and --resume continues from it. The options below are "
+                    "the word level's (the n-gram next-word recipe); --level char trains the streaming engine "
+                    "(rnnkit lm train), whose options `rnnkit train --level char --help` lists.",
     )
     p.add_argument("--level", choices=LEVEL_CHOICES, default="word", help="what a token is (default: word)")
     p.add_argument("--out", required=True, metavar="DIR", help="run folder to write (or resume)")
@@ -52,15 +59,18 @@ def register(sub) -> None:
     data.add_argument("--num-words", type=int, metavar="N", help="keep only the N-1 most frequent words")
     data.add_argument("--oov-token", metavar="TOKEN", help="token for words outside the vocabulary (default: drop them)")
     model = p.add_argument_group("model")
-    model.add_argument("--preset", choices=sorted(PRESETS), help="a fixed, well-known architecture")
-    model.add_argument("--cell", choices=sorted(CELLS), help="recurrent cell (default: lstm)")
+    model.add_argument("--preset", choices=list(PRESETS), help="a fixed, well-known architecture: " + "; ".join(
+        f"{name}: {preset.summary}" for name, preset in PRESETS.items()))
+    model.add_argument("--cell", choices=list(CELLS), help=f"recurrent cell: {', '.join(CELLS)} (default: lstm; "
+                       f"mingru/minlstm are the parallel-scan cells); --level char: {', '.join(CHAR_CELLS)}")
     model.add_argument("--bidirectional", action="store_const", const=True, help="bidirectional recurrent layers")
     model.add_argument("--embedding", type=int, metavar="N", help="word vector width (default: 100)")
     model.add_argument("--hidden", type=int, metavar="N", help="units per recurrent layer (default: 150)")
     model.add_argument("--layers", type=int, metavar="N", help="stacked recurrent layers (default: 1)")
     model.add_argument("--dropout", type=float, metavar="RATE", help="dropout after each recurrent layer (default: 0)")
     training = p.add_argument_group("training")
-    training.add_argument("--epochs", type=int, metavar="N", help="total epochs to reach (default: 10)")
+    training.add_argument("--epochs", type=int, metavar="N",
+                          help=f"total epochs to reach (default: the preset's, else {DEFAULT_EPOCHS})")
     training.add_argument("--batch-size", type=int, metavar="N", help="default: 32")
     training.add_argument("--lr", type=float, metavar="RATE", help="Adam learning rate (default: 0.001)")
     training.add_argument("--seed", type=int, help="seed for weights and shuffling (default: 0)")
@@ -132,12 +142,12 @@ def train_word(args: argparse.Namespace) -> dict:
     verbose = 0 if args.quiet else "auto"
     if args.resume:
         folder = RunFolder.open(args.out)
-        saved = folder.read_config()
-        _check_resume_options(saved.get("options", {}), given)
-        done, target = len(folder.read_metrics()["epochs"]), given.get("epochs", saved["options"]["epochs"])
+        _check_resume_options(folder.read_config().get("options", {}), given)
+        done = len(folder.read_metrics()["epochs"])
+        run = train_word_model(args.out, resume=True, epochs=given.get("epochs"), verbose=verbose, callbacks=callbacks)
+        target = run.config["options"]["epochs"]
         if target <= done and not args.quiet:
             print(f"{folder.path} has already trained {done} epochs (target {target}); pass a larger --epochs to go on")
-        run = train_word_model(args.out, resume=True, epochs=given.get("epochs"), verbose=verbose, callbacks=callbacks)
     else:
         run = train_word_model(args.out, config, overwrite=args.overwrite, verbose=verbose, callbacks=callbacks)
     if args.plot:
@@ -145,7 +155,7 @@ def train_word(args: argparse.Namespace) -> dict:
     epochs = run.metrics["epochs"]
     last = epochs[-1] if epochs else {}
     if not args.quiet and last:
-        shown = " - ".join(f"{k}: {v:.4f}" for k, v in last.items() if k not in ("epoch", "seconds"))
+        shown = " - ".join(f"{k}: {v:.4f}" for k, v in last.items() if k not in ("epoch", "seconds", "iterations"))
         print(f"saved {run.folder.path} after epoch {last['epoch']}: {shown}")
     return {
         "run": str(run.folder.path), "level": "word", "epochs_done": len(epochs), "final": last,

@@ -5,16 +5,20 @@
         tokenizer.json     the fitted tokenizer (Keras's JSON format)
         model.safetensors  the model with its optimizer state (``Model.save``), rewritten every epoch
         rng.safetensors    torch's CPU random state when training started and at the end of the
-                           last epoch, so a resumed run shuffles and drops out exactly as an
+                           last two epochs, so a resumed run shuffles and drops out exactly as an
                            uninterrupted one would (on CPU)
-        metrics.json       one entry per finished epoch: loss, accuracy, val_*, seconds
+        metrics.json       one entry per finished epoch: loss, accuracy, val_*, seconds, and the
+                           optimizer's step count at the epoch's end (``iterations``)
         metrics.png        the curves, when asked for
 
 Every file is written atomically (temporary file, fsync, rename), so a run
-stopped at any moment leaves the previous complete version of each file. The
-model is written before the metrics, so the metrics never claim an epoch the
-saved model has not seen. Nothing here knows about word or character models:
-``config.json`` names the ``level`` and the engine for that level reads the rest.
+stopped at any moment leaves the previous complete version of each file. After
+an epoch the random state is written first, then the metrics, then the model:
+a run stopped between two of these writes has a model one epoch behind the
+metrics, and resuming (`RunFolder.resume_metrics`) goes back to the model's
+epoch, whose random state is still kept, and trains the lost epoch again,
+exactly. Nothing here knows about word or character models: ``config.json``
+names the ``level`` and the engine for that level reads the rest.
 """
 from __future__ import annotations
 
@@ -125,29 +129,53 @@ class RunFolder:
         return load_model(self.model_path, compile=compile)
 
     # ------------------------------------------------------- random state
-    def write_rng_state(self, fit_start: torch.Tensor, epoch_end: torch.Tensor | None = None) -> None:
-        """Saves the CPU random state from just before `fit` and (once an epoch ended) at the last epoch's end."""
-        states = {"fit_start": fit_start} if epoch_end is None else {"fit_start": fit_start, "epoch_end": epoch_end}
+    def write_rng_state(self, fit_start: torch.Tensor, epoch_ends: dict[int, torch.Tensor] | None = None) -> None:
+        """Saves the CPU random state from just before the run's first `fit`, and ``{epoch: state}`` at
+        the end of (recent) epochs."""
+        states = {"fit_start": fit_start, **{f"epoch_end/{n}": s for n, s in (epoch_ends or {}).items()}}
         atomic_write_bytes(self.rng_path, st_save(states))
 
-    def read_rng_state(self) -> tuple[torch.Tensor, torch.Tensor | None] | None:
-        """`(fit_start, epoch_end or None)`, or None when the run has no saved random state."""
+    def read_rng_state(self) -> tuple[torch.Tensor, dict[int, torch.Tensor]] | None:
+        """`(fit_start, {epoch: state at its end})`, or None when the run has no saved random state."""
         if not self.rng_path.is_file():
             return None
         try:
             states = st_load(self.rng_path.read_bytes())
-            return states["fit_start"], states.get("epoch_end")
+            ends = {int(k.split("/", 1)[1]): v for k, v in states.items() if k.startswith("epoch_end/")}
+            return states["fit_start"], ends
         except Exception as exc:  # safetensors raises its own error types; any of them means "unusable"
             raise RunFolderError(f"{self.rng_path}: unreadable random state ({exc})") from None
 
     # ------------------------------------------------------------ metrics
     def read_metrics(self) -> dict:
-        """``{"epochs": [...], "optimizer_iterations": int}``; empty before the first epoch ends."""
+        """``{"epochs": [...]}``; empty before the first epoch ends."""
         if not self.metrics_path.is_file():
-            return {"epochs": [], "optimizer_iterations": 0}
+            return {"epochs": []}
         metrics = self._read_json(self.metrics_path)
         if not isinstance(metrics, dict) or not isinstance(metrics.get("epochs"), list):
             raise RunFolderError(f"{self.metrics_path}: expected an object with an 'epochs' list")
+        return metrics
+
+    def resume_metrics(self, iterations: int) -> dict:
+        """The metrics of the epochs a saved model with `iterations` optimizer steps has finished.
+
+        Entries past the model's epoch (a run stopped after writing an epoch's
+        metrics but before its model) are dropped with a warning: that epoch is
+        trained again. Raises `RunFolderError` when no epoch ends at `iterations`.
+        """
+        metrics = self.read_metrics()
+        marks = [e.get("iterations") for e in metrics["epochs"]]
+        if iterations == 0:
+            done = 0
+        elif iterations in marks:
+            done = marks.index(iterations) + 1
+        else:
+            raise RunFolderError(f"{self.model_path} has taken {iterations} optimizer steps, which is the end of no "
+                                 f"epoch in {self.metrics_path.name}; the run folder is inconsistent")
+        if done < len(marks):
+            warn(f"{self.path} stopped while saving epoch {len(marks)}: the model holds {done} epoch(s); "
+                 f"epoch {done + 1} is trained again")
+            metrics["epochs"] = metrics["epochs"][:done]
         return metrics
 
     def write_metrics(self, metrics: dict) -> None:
@@ -195,31 +223,34 @@ class RunFolder:
 
 
 class EpochCheckpoint(Callback):
-    """After every epoch: saves the model (with optimizer state) and the random state, then
-    appends the epoch's figures to metrics.json.
+    """After every epoch: saves the random state, appends the epoch's figures to metrics.json,
+    then saves the model (with optimizer state), in that order (see the module docstring).
 
     Exact resumption: `fit` draws its shuffling seed from torch's global
     generator when it starts, and dropout draws from it during epochs. So a
     run keeps the state from just before its first `fit` (`fit_start`): a
     resumed run restores that before calling `fit` (same shuffling seed), and
-    this callback then restores the last epoch's end state (`resume_state`)
+    this callback then restores the resumed epoch's end state (`resume_state`)
     once `fit` has drawn it, before the first batch.
 
     Args:
         run: The `RunFolder`.
-        metrics: What `run.read_metrics()` returned when training (re)started;
+        metrics: The metrics of the epochs done when training (re)started;
             new epochs are appended to it.
         fit_start: CPU random state from just before the run's first `fit`.
         resume_state: State to restore when training begins (resuming), or `None`.
+        epoch_end: ``(epoch, state)`` of the last finished epoch, kept in the
+            random-state file beside the next one's. Defaults to `None`.
     """
 
     def __init__(self, run: RunFolder, metrics: dict, fit_start: torch.Tensor,
-                 resume_state: torch.Tensor | None = None):
+                 resume_state: torch.Tensor | None = None, epoch_end: tuple[int, torch.Tensor] | None = None):
         super().__init__()
         self.run = run
         self.metrics = metrics
         self.fit_start = fit_start
         self.resume_state = resume_state
+        self.epoch_end = epoch_end
 
     def on_train_begin(self, logs=None):
         if self.resume_state is not None:
@@ -232,11 +263,14 @@ class EpochCheckpoint(Callback):
         entry = {"epoch": epoch + 1}
         entry.update({k: float(v) for k, v in (logs or {}).items() if isinstance(v, (int, float))})
         entry["seconds"] = round(time.perf_counter() - self.started, 3)
-        self.model.save(self.run.model_path)
-        self.run.write_rng_state(self.fit_start, torch.get_rng_state())
+        entry["iterations"] = self.model.optimizer.iterations
+        # the previous epoch's state stays until this epoch's model is saved
+        ends = dict([self.epoch_end]) if self.epoch_end is not None else {}
+        self.epoch_end = (epoch + 1, torch.get_rng_state())
+        self.run.write_rng_state(self.fit_start, {**ends, self.epoch_end[0]: self.epoch_end[1]})
         self.metrics["epochs"].append(entry)
-        self.metrics["optimizer_iterations"] = self.model.optimizer.iterations
         self.run.write_metrics(self.metrics)
+        self.model.save(self.run.model_path)
 
 
 def warn(message: str) -> None:

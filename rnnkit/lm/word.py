@@ -8,6 +8,11 @@ of each is the label, the ids before it the input. A model reads the window of
 Labels stay sparse integers (never one-hot: on the sonnets that alone would be
 190 MiB), and the loss is computed from the logits.
 
+The model is a preset (`PRESETS`: ``moroney-sonnets``, the course's lab
+model, and ``moroney-sonnets-graded``, its graded assignment model) or
+Embedding -> a stack of recurrent layers (`CELLS`: LSTM, GRU, SimpleRNN,
+MinGRU, MinLSTM; optionally bidirectional) -> softmax.
+
 Generation repeats: encode the text so far, keep its last window of ids
 (pre-padded), pick the next word from the model's output.
 
@@ -25,7 +30,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, SimpleRNN
+from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, MinGRU, MinLSTM, SimpleRNN
 from ..models import Sequential
 from ..regularizers import l2
 from ..text import Tokenizer, ngram_training_set, pad_sequences, text_to_word_sequence
@@ -34,19 +39,24 @@ from .run import EpochCheckpoint, RunFolder, RunFolderError, warn
 from .sampling import beam_search, check_sampling_args, sample_tokens
 
 __all__ = [
-    "CELLS", "PRESETS", "WordConfig", "WordDataset", "Generation", "WordRun",
-    "build_word_dataset", "build_word_model", "canonical_corpus", "moroney_sonnets", "generate_words",
-    "train_word_model",
+    "CELLS", "PRESETS", "Preset", "WordConfig", "WordDataset", "Generation", "WordRun",
+    "build_word_dataset", "build_word_model", "canonical_corpus", "moroney_sonnets", "moroney_sonnets_graded",
+    "generate_words", "train_word_model",
 ]
 
-CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN}
+#: ``--cell`` names: Keras's three cells and the parallel-scan cells of Feng et al. (2024).
+CELLS = {"lstm": LSTM, "gru": GRU, "rnn": SimpleRNN, "mingru": MinGRU, "minlstm": MinLSTM}
+DEFAULT_EPOCHS = 10
 LEVEL = "word"
 
 
 # ------------------------------------------------------------------ presets
 def moroney_sonnets(total_words: int, max_len: int) -> Sequential:
-    """The course's model for Shakespeare's sonnets (Laurence Moroney, NLP in TensorFlow, C3W4).
+    """The course's lab model for Shakespeare's sonnets (Laurence Moroney, NLP in TensorFlow, C3W4).
 
+    ``Embedding(total_words, 100) -> Bidirectional(LSTM(150, return_sequences=True))
+    -> Dropout(0.2) -> LSTM(100) -> Dense(total_words // 2, relu, l2(0.01))
+    -> Dense(total_words, softmax)``; the lab trains it 100 epochs with Adam.
     `summary()` matches tf.keras's: on the sonnets (3,211 words, lines of up to
     11 words) it has 6,101,671 parameters, 5,156,866 of them in the output layer.
 
@@ -64,7 +74,44 @@ def moroney_sonnets(total_words: int, max_len: int) -> Sequential:
     ])
 
 
-PRESETS: dict[str, Callable[[int, int], Sequential]] = {"moroney-sonnets": moroney_sonnets}
+def moroney_sonnets_graded(total_words: int, max_len: int) -> Sequential:
+    """The course's graded model for the sonnets (C3W4 assignment "Predicting the next word").
+
+    ``Embedding(total_words, 100) -> Bidirectional(LSTM(150)) -> Dense(total_words,
+    softmax)``, Adam with Keras's defaults, 50 epochs of batch 32; the
+    assignment passes at 80% training accuracy. `summary()` matches tf.keras's:
+    on the sonnets (3,211 words, lines of up to 11 words) it has 1,588,811
+    parameters, 966,511 of them in the output layer.
+
+    Args: as `moroney_sonnets`.
+    """
+    return Sequential([
+        Embedding(total_words, 100, input_length=max_len - 1),
+        Bidirectional(LSTM(150)),
+        Dense(total_words, activation="softmax"),
+    ])
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A fixed architecture and the epochs its source trains it for (`--epochs` overrides them).
+
+    `build(total_words, max_len)` returns the uncompiled model; `summary` is
+    the line `rnnkit train --help` shows. Every preset trains with Adam
+    (Keras's defaults) on batches of 32 unless told otherwise.
+    """
+
+    build: Callable[[int, int], Sequential]
+    epochs: int
+    summary: str
+
+
+PRESETS: dict[str, Preset] = {
+    "moroney-sonnets": Preset(moroney_sonnets, 100, "the course lab model: Embedding 100, BiLSTM 150 (sequences), "
+                              "Dropout 0.2, LSTM 100, Dense vocab/2 relu l2(0.01), Dense vocab softmax; 100 epochs"),
+    "moroney-sonnets-graded": Preset(moroney_sonnets_graded, 50, "the course's graded model: Embedding 100, "
+                                     "BiLSTM 150, Dense vocab softmax; 50 epochs (passes at 80 percent training accuracy)"),
+}
 ARCHITECTURE_FIELDS = ("cell", "bidirectional", "embedding", "hidden", "layers", "dropout")
 
 
@@ -80,14 +127,17 @@ class WordConfig:
     frequent `num_words - 1` words), `oov_token` (a token for unknown words;
     `None` drops them, as the recipe).
 
-    Model: `preset` (a name from `PRESETS`; then the architecture fields below
-    must stay at their defaults), else `cell` (`"lstm"`, `"gru"`, `"rnn"`),
-    `bidirectional`, `embedding` (vector width), `hidden` (units per recurrent
-    layer), `layers` (stacked recurrent layers), `dropout` (after each
-    recurrent layer).
+    Model: `preset` (a name from `PRESETS`: ``"moroney-sonnets"``, the course's
+    lab model, or ``"moroney-sonnets-graded"``, its graded assignment model;
+    then the architecture fields below must stay at their defaults), else
+    `cell` (a key of `CELLS`: ``"lstm"``, ``"gru"``, ``"rnn"``, ``"mingru"``,
+    ``"minlstm"``), `bidirectional`, `embedding` (vector width), `hidden`
+    (units per recurrent layer), `layers` (stacked recurrent layers),
+    `dropout` (after each recurrent layer).
 
-    Training: `epochs` (total), `batch_size`, `learning_rate` (Adam),
-    `validation_split` (the last fraction of the n-grams, as Keras), `seed`.
+    Training: `epochs` (total; `None` = the preset's, else 10), `batch_size`,
+    `learning_rate` (Adam), `validation_split` (the last fraction of the
+    n-grams, as Keras), `seed`.
     """
 
     corpus: str = "sonnets"
@@ -103,7 +153,7 @@ class WordConfig:
     hidden: int = 150
     layers: int = 1
     dropout: float = 0.0
-    epochs: int = 10
+    epochs: int | None = None
     batch_size: int = 32
     learning_rate: float = 0.001
     validation_split: float = 0.0
@@ -112,7 +162,7 @@ class WordConfig:
     def validate(self) -> "WordConfig":
         """Returns self; raises a one-line `ValueError` naming the first bad option."""
         positive = {"embedding": self.embedding, "hidden": self.hidden, "layers": self.layers,
-                    "epochs": self.epochs, "batch_size": self.batch_size}
+                    "epochs": self.resolved_epochs(), "batch_size": self.batch_size}
         for name, value in positive.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -137,6 +187,12 @@ class WordConfig:
         if self.num_words is not None and self.num_words < 2:
             raise ValueError(f"num_words must be >= 2, got {self.num_words!r}")
         return self
+
+    def resolved_epochs(self) -> int:
+        """`epochs`, or when it is `None` the preset's (10 without a preset)."""
+        if self.epochs is not None:
+            return self.epochs
+        return PRESETS[self.preset].epochs if self.preset in PRESETS else DEFAULT_EPOCHS
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -210,14 +266,14 @@ def build_word_model(config: WordConfig, vocab_size: int, max_len: int) -> Seque
     """The compiled next-word model: the preset, or Embedding -> recurrent stack -> softmax.
 
     Without a preset: ``Embedding(vocab_size, embedding)``, then `layers`
-    recurrent layers of `hidden` units (each wrapped in `Bidirectional` when
+    recurrent layers (``CELLS[cell]``) of `hidden` units (each wrapped in `Bidirectional` when
     asked, all but the last returning sequences, each followed by `Dropout`
     when `dropout > 0`), then ``Dense(vocab_size, softmax)``. Compiled with
     Adam, sparse categorical cross-entropy (on logits) and accuracy.
     """
     config.validate()
     if config.preset is not None:
-        model = PRESETS[config.preset](vocab_size, max_len)
+        model = PRESETS[config.preset].build(vocab_size, max_len)
     else:
         stack = [Embedding(vocab_size, config.embedding, input_length=max_len - 1)]
         for i in range(config.layers):
@@ -243,6 +299,12 @@ class Generation:
     unknown_words: list[str] = field(default_factory=list)
     seed: int | None = None
     log_prob: float | None = None
+
+    def resolved_epochs(self) -> int:
+        """`epochs`, or when it is `None` the preset's (10 without a preset)."""
+        if self.epochs is not None:
+            return self.epochs
+        return PRESETS[self.preset].epochs if self.preset in PRESETS else DEFAULT_EPOCHS
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -385,13 +447,18 @@ def train_word_model(out, config: WordConfig | None = None, *, resume: bool = Fa
                      overwrite: bool = False, verbose="auto", callbacks=()) -> WordRun:
     """Trains a word-level model into the run folder `out`, saving it after every epoch.
 
+    A resumed run continues exactly as an uninterrupted one with the same
+    config would have (on CPU): same n-grams in the same shuffled order, the
+    saved optimizer state, and torch's random state (dropout) as it was at the
+    end of the last saved epoch.
+
     Args:
         out: Run folder.
         config: The run's `WordConfig` (for a new run). Defaults to `None`:
             `WordConfig()` for a new run; when resuming the saved one is used
             and `config` must be `None`.
         resume: Continue the run in `out` from its saved model, optimizer
-            state and epoch count, on the same corpus and tokenizer.
+            state, random state and epoch count, on the same corpus and tokenizer.
         epochs: Total epochs to reach; overrides `config.epochs` (or the
             saved one when resuming). Defaults to `None`.
         overwrite: Replace a run already in `out` (ignored when resuming).
@@ -401,51 +468,65 @@ def train_word_model(out, config: WordConfig | None = None, *, resume: bool = Fa
     Returns:
         The `WordRun`, model trained.
     """
+    if epochs is not None:  # checked before anything is read or written
+        WordConfig(epochs=epochs).validate()
     if resume:
         if config is not None:
             raise ValueError("resume continues the saved run with its saved config; do not pass a new config")
-        run = WordRun.load(out, compile=True)
-        folder, model, metrics = run.folder, run.model, run.metrics
-        config = WordConfig.from_dict(run.config["options"])
-        text = _corpus_text(config)
-        if _text_digest(text) != run.config["corpus_sha256"]:
-            raise RunFolderError(f"corpus {config.corpus!r} has changed since the run in {folder.path} "
-                                 f"was started; resuming on other text would mix two trainings")
-        dataset = build_word_dataset(text, run.tokenizer, max_len=run.config["max_len"], source=config.corpus)
-        if model.optimizer.iterations != metrics["optimizer_iterations"]:
-            warn(f"the saved model is ahead of {folder.metrics_path.name} (stopped between the two writes); "
-                 f"continuing from the {len(metrics['epochs'])} recorded epochs")
-        saved = run.config
+        folder, config, dataset, model, metrics, saved = _reopen_run(out)
     else:
-        config = config or WordConfig()
-        config = replace(config, corpus=canonical_corpus(config.corpus)).validate()
-        text = _corpus_text(config)
-        dataset = build_word_dataset(text, max_len=config.max_len, num_words=config.num_words,
-                                     oov_token=config.oov_token, source=config.corpus)
-        folder = RunFolder.create(out, overwrite=overwrite)
-        torch.manual_seed(config.seed)
-        model = build_word_model(config, dataset.vocab_size, dataset.max_len)
-        metrics = {"epochs": [], "optimizer_iterations": 0}
-        folder.write_tokenizer(dataset.tokenizer)
-        # saved before training so the folder is a complete (epoch 0) run from the start
-        model.save(folder.model_path)
-        folder.write_rng_state(torch.get_rng_state())
-        saved = {"level": LEVEL, "max_len": dataset.max_len, "vocab_size": dataset.vocab_size,
-                 "samples": int(len(dataset.xs)), "corpus_sha256": _text_digest(text),
-                 "params": model.count_params()}
+        folder, config, dataset, model, metrics, saved = _start_run(out, config or WordConfig(), overwrite)
     if epochs is not None:
-        config.epochs = epochs
-        config.validate()
+        config = replace(config, epochs=epochs)
+    config = replace(config, epochs=config.resolved_epochs()).validate()
     saved["options"] = config.to_dict()
     folder.write_config({k: v for k, v in saved.items() if k != "format"})
-    done = len(metrics["epochs"])
-    saved_rng = folder.read_rng_state()
-    if saved_rng is None:  # a run from before random states were saved: reproducible, not exact
-        torch.manual_seed(config.seed + done)
-        saved_rng = (torch.get_rng_state(), None)
-    fit_start, resume_state = saved_rng
-    torch.set_rng_state(fit_start)
-    checkpoint = EpochCheckpoint(folder, metrics, fit_start, resume_state if resume else None)
-    model.fit(dataset.xs, dataset.labels, batch_size=config.batch_size, epochs=config.epochs, initial_epoch=done,
-              validation_split=config.validation_split, verbose=verbose, callbacks=[*callbacks, checkpoint])
+    checkpoint = _checkpoint(folder, metrics, config.seed)
+    model.fit(dataset.xs, dataset.labels, batch_size=config.batch_size, epochs=config.epochs,
+              initial_epoch=len(metrics["epochs"]), validation_split=config.validation_split, verbose=verbose,
+              callbacks=[*callbacks, checkpoint])
     return WordRun(folder, folder.read_config(), dataset.tokenizer, model, metrics)
+
+
+def _start_run(out, config: WordConfig, overwrite: bool):
+    config = replace(config, corpus=canonical_corpus(config.corpus)).validate()
+    text = _corpus_text(config)
+    dataset = build_word_dataset(text, max_len=config.max_len, num_words=config.num_words,
+                                 oov_token=config.oov_token, source=config.corpus)
+    folder = RunFolder.create(out, overwrite=overwrite)
+    torch.manual_seed(config.seed)
+    model = build_word_model(config, dataset.vocab_size, dataset.max_len)
+    folder.write_tokenizer(dataset.tokenizer)
+    # saved before training so the folder is a complete (epoch 0) run from the start
+    model.save(folder.model_path)
+    folder.write_rng_state(torch.get_rng_state())
+    saved = {"level": LEVEL, "max_len": dataset.max_len, "vocab_size": dataset.vocab_size,
+             "samples": int(len(dataset.xs)), "corpus_sha256": _text_digest(text), "params": model.count_params()}
+    return folder, config, dataset, model, {"epochs": []}, saved
+
+
+def _reopen_run(out):
+    run = WordRun.load(out, compile=True)
+    config = WordConfig.from_dict(run.config["options"])
+    text = _corpus_text(config)
+    if _text_digest(text) != run.config["corpus_sha256"]:
+        raise RunFolderError(f"corpus {config.corpus!r} has changed since the run in {run.folder.path} "
+                             f"was started; resuming on other text would mix two trainings")
+    dataset = build_word_dataset(text, run.tokenizer, max_len=run.config["max_len"], source=config.corpus)
+    metrics = run.folder.resume_metrics(run.model.optimizer.iterations)
+    return run.folder, config, dataset, run.model, metrics, run.config
+
+
+def _checkpoint(folder: RunFolder, metrics: dict, seed: int) -> EpochCheckpoint:
+    """The epoch checkpoint, with torch's random state set for `fit` to draw the run's shuffling seed."""
+    done = len(metrics["epochs"])
+    fit_start, ends = folder.read_rng_state() or (None, {})
+    if fit_start is None or (done and done not in ends):
+        warn(f"{folder.path} has no saved random state for epoch {done}; training goes on reproducibly "
+             f"(seeded by seed + epoch) but not exactly as an uninterrupted run")
+        torch.manual_seed(seed + done)
+        fit_start, ends = torch.get_rng_state(), {}
+    torch.set_rng_state(fit_start)
+    if done not in ends:  # a run that has not finished an epoch yet
+        return EpochCheckpoint(folder, metrics, fit_start)
+    return EpochCheckpoint(folder, metrics, fit_start, resume_state=ends[done], epoch_end=(done, ends[done]))

@@ -1,4 +1,5 @@
-"""`rnnkit train --level word` and `rnnkit generate` end to end on a slice of the sonnets, and their errors."""
+"""`rnnkit train --level word` and `rnnkit generate` end to end on a slice of the sonnets (every cell, the
+course presets), and their errors."""
 import json
 
 import pytest
@@ -6,6 +7,7 @@ import pytest
 from rnnkit.cli.main import main
 
 TINY = ["--embedding", "8", "--hidden", "16", "--batch-size", "64", "--seed", "1"]
+SMALL = [*TINY, "--max-len", "6", "--quiet"]
 
 
 @pytest.fixture
@@ -100,3 +102,152 @@ def test_bad_generation_options(tmp_path, capsys, sonnet_slice):
                            (["--temperature", "-1"], "temperature"), (["--words", "-3"], "words")):
         code = main(["generate", str(run_dir), "--prime", "so", *extra])
         assert message in one_error_line(capsys, code), extra
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """One small trained run (2 epochs on 150 sonnet lines), shared by the generation and error tests."""
+    import os
+    from pathlib import Path
+
+    data = os.environ.get("RNNKIT_DATA_DIR")
+    if not data or not Path(data).is_dir():
+        pytest.skip("RNNKIT_DATA_DIR is not set to the shared corpora folder (../shared/data)")
+    root = tmp_path_factory.mktemp("word-run")
+    corpus = root / "slice.txt"
+    corpus.write_text("\n".join((Path(data) / "sonnets.txt").read_text(encoding="utf-8-sig").split("\n")[:150]) + "\n")
+    assert main(["train", "--corpus", str(corpus), "--out", str(root / "run"), "--epochs", "2", *SMALL]) == 0
+    return root / "run"
+
+
+@pytest.mark.parametrize("prime, unknown", [
+    ("", []), ("!!! ... ???", []), ("Zorblax quux", ["zorblax", "quux"]),
+    ("Thou art blorptastic, zorblax", ["blorptastic", "zorblax"]),
+])
+def test_any_prime_generates_and_names_unknown_words(small_run, tmp_path, capsys, prime, unknown):
+    report = tmp_path / "gen.json"
+    assert main(["generate", str(small_run), "--prime", prime, "--words", "6", "--seed", "2",
+                 "--json", str(report)]) == 0
+    captured = capsys.readouterr()
+    result = json.loads(report.read_text())
+    assert result["unknown_words"] == unknown and len(result["words"]) == 6
+    assert captured.out.strip() == result["text"] and result["text"].endswith(" ".join(result["words"]))
+    if unknown:
+        line, = captured.err.strip().splitlines()
+        assert line == f"rnnkit: warning: prime word(s) not in the run's vocabulary, dropped: {', '.join(unknown)}"
+    else:
+        assert captured.err == ""
+
+
+def test_zero_words_prints_the_prime(small_run, capsys):
+    assert main(["generate", str(small_run), "--prime", "Thy beauty", "--words", "0"]) == 0
+    assert capsys.readouterr().out == "Thy beauty\n"
+
+
+def test_train_json_describes_the_run(small_run, tmp_path, capsys):
+    report = tmp_path / "r.json"
+    assert main(["train", "--out", str(small_run), "--resume", "--json", str(report)]) == 0
+    assert "already trained 2 epochs" in capsys.readouterr().out
+    result = json.loads(report.read_text())
+    assert set(result) >= {"run", "level", "epochs_done", "final", "history", "samples", "vocab_size", "max_len",
+                           "params", "options", "seconds"}
+    assert result["epochs_done"] == 2 and [e["epoch"] for e in result["history"]] == [1, 2]
+    assert result["max_len"] == 6 and result["options"]["max_len"] == 6 and result["final"] == result["history"][-1]
+
+
+def snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--out", "{run}", "--resume", "--cell", "gru"], "only --epochs can change"),
+    (["train", "--out", "{run}", "--resume", "--epochs", "0"], "epochs must be a positive integer"),
+    (["train", "--out", "{run}", "--corpus", "sonnets"], "already holds a run"),
+    (["generate", "{run}", "--top-k", "0"], "top_k"),
+    (["generate", "{run}", "--beam-width", "0"], "beam_width"),
+    (["generate", "{run}", "--beam-width", "3", "--top-k", "2"], "beam search"),
+])
+def test_refused_commands_leave_the_run_and_json_untouched(small_run, tmp_path, capsys, argv, message):
+    before, report = snapshot(small_run), tmp_path / "out.json"
+    code = main([a.replace("{run}", str(small_run)) for a in argv] + ["--json", str(report)])
+    assert message in one_error_line(capsys, code)
+    assert snapshot(small_run) == before and not report.exists()
+
+
+@pytest.mark.parametrize("setup, argv, message", [
+    (lambda d: (d / "run").write_text("x"), ["train", "--out", "{d}/run"], "is a file"),
+    (lambda d: None, ["train", "--out", "{d}/run", "--epochs", "0"], "epochs must be a positive integer"),
+    (lambda d: None, ["train", "--out", "{d}/run", "--resume"], "no such run folder"),
+    (lambda d: (d / "run").mkdir(), ["train", "--out", "{d}/run", "--resume"], "not an rnnkit run folder"),
+    (lambda d: None, ["generate", "{d}/run.txt"], "no such run folder"),
+])
+def test_bad_output_folders(tmp_path, capsys, setup, argv, message):
+    setup(tmp_path)
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    code = main([a.replace("{d}", str(tmp_path)) for a in argv])
+    assert message in one_error_line(capsys, code)
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before
+
+
+def test_incomplete_or_foreign_run_folders(small_run, tmp_path, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(small_run, broken)
+    (broken / "tokenizer.json").unlink()
+    assert "tokenizer.json is missing" in one_error_line(capsys, main(["generate", str(broken)]))
+    assert "tokenizer.json is missing" in one_error_line(capsys, main(["train", "--out", str(broken), "--resume"]))
+    (broken / "config.json").write_text('{"format": "rnnkit-run/1", "level": "sentence"}')
+    assert "'sentence'-level run" in one_error_line(capsys, main(["generate", str(broken)]))
+
+
+@pytest.mark.parametrize("cell, blocks", [("mingru", 2), ("minlstm", 3)])
+def test_parallel_scan_cells_train_resume_and_generate(sonnet_slice, tmp_path, capsys, cell, blocks):
+    run_dir, report = tmp_path / "run", tmp_path / "train.json"
+    assert main(["train", "--level", "word", "--corpus", str(sonnet_slice), "--out", str(run_dir), "--cell", cell,
+                 "--bidirectional", "--layers", "2", "--epochs", "1", *SMALL]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["options"]["cell"] == cell and config["options"]["layers"] == 2
+    # Embedding, two bidirectional layers of input-only gates, the softmax layer
+    vocab = config["vocab_size"]
+    assert config["params"] == vocab * 8 + 2 * blocks * 16 * (8 + 1) + 2 * blocks * 16 * (32 + 1) + 33 * vocab
+    assert main(["train", "--out", str(run_dir), "--resume", "--epochs", "2", "--json", str(report), "--quiet"]) == 0
+    assert json.loads(report.read_text())["epochs_done"] == 2
+    capsys.readouterr()
+
+    def generate(*extra):
+        assert main(["generate", str(run_dir), "--prime", "From fairest creatures", "--words", "8", *extra]) == 0
+        return capsys.readouterr().out
+
+    assert generate("--seed", "4") == generate("--seed", "4")
+    assert len(generate("--beam-width", "3").split()) == 3 + 8
+
+
+def test_graded_preset_from_the_command_line(sonnet_slice, tmp_path, capsys):
+    report = tmp_path / "train.json"
+    assert main(["train", "--corpus", str(sonnet_slice), "--out", str(tmp_path / "run"), "--max-len", "6",
+                 "--preset", "moroney-sonnets-graded", "--epochs", "1", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    result = json.loads(report.read_text())
+    vocab = result["vocab_size"]
+    assert result["params"] == vocab * 100 + 2 * 4 * 150 * (100 + 150 + 1) + (300 + 1) * vocab
+    assert result["options"]["preset"] == "moroney-sonnets-graded" and result["options"]["batch_size"] == 32
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith(("embedding", "bidirectional", "dense", "dropout", "lstm"))]
+    assert rows == ["embedding", "bidirectional", "dense"] and "(None, 300)" in out
+
+
+def help_text(capsys, argv):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 0
+    return " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+
+
+def test_help_lists_cells_for_both_levels_and_the_presets(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # no wrapping inside hyphenated names
+    word = help_text(capsys, ["train", "--help"])
+    assert "recurrent cell: lstm, gru, rnn, mingru, minlstm" in word
+    assert "--level char: lstm, gru, rnn, mingru, minlstm" in word
+    assert "moroney-sonnets: the course lab model" in word and "moroney-sonnets-graded: the course's graded model" in word
+    char = help_text(capsys, ["train", "--level", "char", "--help"])
+    assert "mingru" in char and "minlstm" in char

@@ -6,6 +6,8 @@ import torch
 
 from rnnkit.lm.run import RunFolder, RunFolderError
 from rnnkit.lm.word import WordConfig, WordRun, train_word_model
+from rnnkit.models import Sequential
+from rnnkit.training.callbacks import Callback
 
 LINES = [
     "shall i compare thee to a summer's day", "thou art more lovely and more temperate",
@@ -21,7 +23,8 @@ def corpus(tmp_path):
 
 
 def config(corpus, **kw):
-    return WordConfig(corpus=str(corpus), embedding=8, hidden=12, dropout=0.1, batch_size=16, seed=3, **kw)
+    return WordConfig(**{"corpus": str(corpus), "embedding": 8, "hidden": 12, "dropout": 0.1, "batch_size": 16,
+                         "seed": 3, **kw})
 
 
 def weights(model):
@@ -39,7 +42,7 @@ def test_run_folder_contents(corpus, tmp_path):
     metrics = json.loads(folder.metrics_path.read_text())
     assert [e["epoch"] for e in metrics["epochs"]] == [1, 2]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(metrics["epochs"][0])
-    assert metrics["optimizer_iterations"] == 2 * 5  # 69 training n-grams (80% of 87) in batches of 16
+    assert [e["iterations"] for e in metrics["epochs"]] == [5, 10]  # 69 training n-grams (80% of 87), batches of 16
     loaded = WordRun.load(folder.path)
     for k, v in weights(run.model).items():
         assert torch.equal(loaded.model.state_dict()[k], v), k
@@ -48,16 +51,86 @@ def test_run_folder_contents(corpus, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_resume_continues_exactly_as_an_uninterrupted_run(corpus, tmp_path):
-    straight = train_word_model(tmp_path / "a", config(corpus, epochs=3), verbose=0)
+def assert_same_run(a, b):
+    for k, v in weights(a.model).items():
+        assert torch.equal(b.model.state_dict()[k], v), k
+    drop = ("seconds",)
+    assert [{k: v for k, v in e.items() if k not in drop} for e in a.metrics["epochs"]] == [
+        {k: v for k, v in e.items() if k not in drop} for e in b.metrics["epochs"]]
+
+
+@pytest.mark.parametrize("cell", ["lstm", "mingru"])
+def test_resume_continues_exactly_as_an_uninterrupted_run(corpus, tmp_path, cell):
+    straight = train_word_model(tmp_path / "a", config(corpus, cell=cell, epochs=3, validation_split=0.2), verbose=0)
     torch.manual_seed(123)  # whatever happens in between must not matter
-    train_word_model(tmp_path / "b", config(corpus, epochs=1), verbose=0)
+    train_word_model(tmp_path / "b", config(corpus, cell=cell, epochs=1, validation_split=0.2), verbose=0)
     resumed = train_word_model(tmp_path / "b", resume=True, epochs=3, verbose=0)
     assert [e["epoch"] for e in resumed.metrics["epochs"]] == [1, 2, 3]
-    for k, v in weights(straight.model).items():
-        assert torch.equal(resumed.model.state_dict()[k], v), k
-    assert [e["loss"] for e in resumed.metrics["epochs"]] == [e["loss"] for e in straight.metrics["epochs"]]
+    assert_same_run(straight, resumed)
     assert json.loads((tmp_path / "b" / "config.json").read_text())["options"]["epochs"] == 3
+
+
+class StopAt(Callback):
+    """Interrupts training (as Ctrl-C would) after batch `step` of epoch `epoch` (both 0-based)."""
+
+    def __init__(self, epoch, step):
+        super().__init__()
+        self.at, self.epoch = (epoch, step), None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, step, logs=None):
+        if (self.epoch, step) == self.at:
+            raise KeyboardInterrupt
+
+
+def test_a_run_interrupted_mid_epoch_resumes_exactly(corpus, tmp_path):
+    straight = train_word_model(tmp_path / "a", config(corpus, epochs=3), verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        train_word_model(tmp_path / "b", config(corpus, epochs=3), verbose=0, callbacks=[StopAt(1, 2)])
+    assert len(RunFolder(tmp_path / "b").read_metrics()["epochs"]) == 1
+    assert_same_run(straight, train_word_model(tmp_path / "b", resume=True, verbose=0))
+
+
+def die_on_call(monkeypatch, owner, name, call):
+    """Makes `owner.name` raise KeyboardInterrupt on its `call`-th call (1-based), as a kill would."""
+    original, calls = getattr(owner, name), []
+
+    def dying(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, dying)
+
+
+@pytest.mark.parametrize("owner, name, call", [
+    (RunFolder, "write_metrics", 2),  # epoch 2's random state written, not its metrics nor model
+    (Sequential, "save", 3),          # epoch 2's random state and metrics written, not its model (1st save: epoch 0)
+])
+def test_a_run_killed_between_its_writes_resumes_exactly(corpus, tmp_path, monkeypatch, capsys, owner, name, call):
+    straight = train_word_model(tmp_path / "a", config(corpus, epochs=3), verbose=0)
+    with monkeypatch.context() as patch:
+        die_on_call(patch, owner, name, call)
+        with pytest.raises(KeyboardInterrupt):
+            train_word_model(tmp_path / "b", config(corpus, epochs=3), verbose=0)
+    ahead = len(RunFolder(tmp_path / "b").read_metrics()["epochs"])
+    resumed = train_word_model(tmp_path / "b", resume=True, verbose=0)
+    assert_same_run(straight, resumed)
+    assert ("epoch 2 is trained again" in capsys.readouterr().err) == (ahead == 2)
+
+
+def test_a_preset_trains_for_its_courses_epochs(corpus, tmp_path):
+    class OneEpoch(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.stop_training = True
+
+    run = train_word_model(tmp_path / "run", WordConfig(corpus=str(corpus), preset="moroney-sonnets-graded"),
+                           verbose=0, callbacks=[OneEpoch()])
+    assert run.config["options"]["epochs"] == 50 and run.config["options"]["batch_size"] == 32
+    assert len(run.metrics["epochs"]) == 1 and run.config["params"] == run.model.count_params()
 
 
 def test_resume_refuses_a_changed_corpus_and_a_new_config(corpus, tmp_path):

@@ -6,11 +6,12 @@ import pytest
 import torch
 
 from rnnkit.data import load_corpus
-from rnnkit.layers import GRU, Bidirectional, Dense, Dropout, Embedding
-from rnnkit.lm.word import WordConfig, build_word_dataset, build_word_model, encode_prime, generate_words
+from rnnkit.layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, MinGRU, MinLSTM
+from rnnkit.lm.word import PRESETS, WordConfig, build_word_dataset, build_word_model, encode_prime, generate_words
 from rnnkit.text import Tokenizer
 
 FIXTURE = "tests/fixtures/keras/summary_tf_keras_moroney.txt"
+GRADED_FIXTURE = "tests/fixtures/keras/summary_tf_keras_moroney_graded.txt"  # make_word_preset_summaries.py
 TEXT = "How are you today\nthe cat sat on the mat\nthe dog sat\nalone\n"
 
 
@@ -58,6 +59,29 @@ def test_moroney_preset_summary_matches_tf_keras():
     assert model.layers[-2].get_config()["kernel_regularizer"] == {"class_name": "L1L2", "config": {"l1": 0.0, "l2": 0.01}}
 
 
+def test_graded_preset_summary_matches_tf_keras():
+    model = build_word_model(WordConfig(preset="moroney-sonnets-graded"), vocab_size=3211, max_len=11)
+    fixture = open(GRADED_FIXTURE).read()
+    ours = [(l.name, str(l.output_shape).replace(" ", ""), l.count_params()) for l in model.layers]
+    assert [(n, s.replace(" ", ""), p) for n, s, p in keras_rows(fixture)] == ours
+    assert [type(l) for l in model.layers] == [Embedding, Bidirectional, Dense]
+    assert isinstance(model.layers[1].forward_layer, LSTM) and not model.layers[1].forward_layer.return_sequences
+    assert "Total params: 1588811 " in fixture and "Total params: 1,588,811" in model.summary_text()
+    optimizer = model.compiled.optimizer.get_config()  # Keras's Adam defaults
+    assert (optimizer["learning_rate"], optimizer["beta_1"], optimizer["beta_2"], optimizer["epsilon"]) == (
+        0.001, 0.9, 0.999, 1e-7)
+    assert model.compiled.loss.name == "sparse_categorical_crossentropy"
+
+
+def test_presets_bring_their_courses_epochs():
+    assert list(PRESETS) == ["moroney-sonnets", "moroney-sonnets-graded"]
+    assert WordConfig(preset="moroney-sonnets-graded").resolved_epochs() == 50
+    assert WordConfig(preset="moroney-sonnets").resolved_epochs() == 100
+    assert WordConfig().resolved_epochs() == 10
+    assert WordConfig(preset="moroney-sonnets-graded", epochs=3).resolved_epochs() == 3
+    assert WordConfig(preset="moroney-sonnets-graded").batch_size == 32
+
+
 def test_custom_architecture():
     cfg = WordConfig(cell="gru", bidirectional=True, embedding=8, hidden=6, layers=2, dropout=0.1)
     model = build_word_model(cfg, vocab_size=30, max_len=5)
@@ -67,9 +91,24 @@ def test_custom_architecture():
     assert model.layers[3].output_shape == (None, 12) and model.output_shape == (None, 30)
 
 
+@pytest.mark.parametrize("cell, layer_cls", [("mingru", MinGRU), ("minlstm", MinLSTM)])
+def test_parallel_scan_cells_stack_bidirectionally(cell, layer_cls):
+    cfg = WordConfig(cell=cell, bidirectional=True, embedding=8, hidden=6, layers=2)
+    model = build_word_model(cfg, vocab_size=30, max_len=5)
+    assert [type(l) for l in model.layers] == [Embedding, Bidirectional, Bidirectional, Dense]
+    first, second = model.layers[1], model.layers[2]
+    assert isinstance(first.forward_layer, layer_cls) and first.forward_layer.return_sequences
+    assert first.output_shape == (None, 4, 12) and second.output_shape == (None, 12)
+    blocks = {"mingru": 2, "minlstm": 3}[cell]  # input-only gates: no recurrent weights
+    assert first.count_params() == 2 * blocks * 6 * (8 + 1)
+    probs = model.predict(np.random.randint(1, 30, (3, 4)))
+    assert probs.shape == (3, 30) and np.allclose(probs.sum(-1), 1.0, atol=1e-5)
+
+
 @pytest.mark.parametrize("options, message", [
     ({"preset": "moroney-sonnets", "hidden": 64}, "fixes the architecture"),
-    ({"preset": "nope"}, "unknown preset"), ({"cell": "lstmx"}, "unknown cell"),
+    ({"preset": "nope"}, "unknown preset"), ({"cell": "lstmx"}, "expected one of lstm, gru, rnn, mingru, minlstm"),
+    ({"preset": "moroney-sonnets-graded", "cell": "mingru"}, "fixes the architecture"), ({"epochs": 0}, "epochs"),
     ({"dropout": 1.0}, "dropout"), ({"layers": 0}, "layers"), ({"max_len": 1}, "max_len"),
     ({"validation_split": 1.5}, "validation_split"), ({"learning_rate": 0}, "learning_rate"),
 ])
