@@ -2,7 +2,9 @@
 
 A checkpoint holds every tensor needed to continue exactly — model weights
 (``model/*``), optimizer moments (``optim/<param>/<key>``), the carried hidden
-state (``state/<layer>/<i>``) and the RNG states as uint8 tensors (``rng/*``) —
+state (``state/<layer>/<i>``, one row per stream: in data-parallel runs, every rank's
+streams gathered in rank order) and the RNG states as uint8 tensors (``rng/*``, other
+ranks' under ``rng/rank<r>/*``) —
 and, as JSON in the safetensors header, everything else: model config,
 vocabulary, data position, scheduler state, optimizer hyper-parameters. A
 SHA-256 of all tensor bytes sits beside the JSON, so a damaged file is refused
@@ -21,6 +23,7 @@ from pathlib import Path
 
 import torch
 from safetensors import safe_open
+from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..utils import atomic_write_bytes
@@ -60,16 +63,35 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
             header = f.metadata() or {}
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for every kind of damage
-        raise CheckpointError(f"{path}: corrupt checkpoint ({str(exc).splitlines()[0] or type(exc).__name__})") from None
+        raise _corrupt(path, exc) from None
+    return tensors, _checked_meta(path, tensors, header)
+
+
+def load_checkpoint_bytes(data: bytes, path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """`load_checkpoint` of a file's bytes (``path`` names it in errors): data-parallel ranks
+    get the checkpoint from rank 0 this way, so they need not share its disk."""
+    try:
+        n = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8:8 + n]).get("__metadata__") or {}
+        tensors = st_load(data)
+    except Exception as exc:
+        raise _corrupt(Path(path), exc) from None
+    return tensors, _checked_meta(Path(path), tensors, header)
+
+
+def _corrupt(path: Path, exc: Exception) -> CheckpointError:
+    return CheckpointError(f"{path}: corrupt checkpoint ({str(exc).splitlines()[0] or type(exc).__name__})")
+
+
+def _checked_meta(path: Path, tensors: dict[str, torch.Tensor], header: dict) -> dict:
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an rnnkit stream-LM checkpoint (format {header.get('format')!r})")
     if _digest(tensors) != header.get("sha256"):
         raise CheckpointError(f"{path}: corrupt checkpoint (tensor data does not match its SHA-256)")
     try:
-        meta = json.loads(header["meta"])
+        return json.loads(header["meta"])
     except (KeyError, json.JSONDecodeError) as exc:
         raise CheckpointError(f"{path}: corrupt checkpoint (bad JSON header: {exc})") from None
-    return tensors, meta
 
 
 # ----------------------------------------------------------- packing helpers
@@ -102,16 +124,40 @@ def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Te
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def rng_tensors() -> dict[str, torch.Tensor]:
+def rng_tensors(all_devices: bool = True) -> dict[str, torch.Tensor]:
+    """The CPU RNG state (``torch``) and, once CUDA is in use, each GPU's (``cuda<i>``): of
+    every GPU, or with ``all_devices=False`` of the current one (a data-parallel process's)."""
     out = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
-        for i, s in enumerate(torch.cuda.get_rng_state_all()):
-            out[f"cuda{i}"] = s
+        devices = range(torch.cuda.device_count()) if all_devices else [torch.cuda.current_device()]
+        for i in devices:
+            out[f"cuda{i}"] = torch.cuda.get_rng_state(i)
     return out
 
 
 def set_rng(tensors: dict[str, torch.Tensor]) -> None:
     torch.set_rng_state(tensors["torch"])
-    cuda = [tensors[k] for k in sorted(tensors) if k.startswith("cuda")]
-    if cuda and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(cuda[: torch.cuda.device_count()])
+    if torch.cuda.is_available():
+        for name, state in tensors.items():
+            index = name[4:]
+            if name.startswith("cuda") and index.isdigit() and int(index) < torch.cuda.device_count():
+                torch.cuda.set_rng_state(state, int(index))
+
+
+def all_ranks_rng_tensors() -> dict[str, torch.Tensor]:
+    """`rng_tensors` of every data-parallel rank (each draws its own dropout masks): rank 0's
+    under their usual names, rank r's under ``rank<r>/``. One process: just `rng_tensors`."""
+    from .. import distributed
+
+    if not distributed.is_active():
+        return rng_tensors()
+    parts = distributed.all_gather_bytes(st_save(rng_tensors(all_devices=False)))
+    out = st_load(parts[0])
+    for r, part in enumerate(parts[1:], 1):
+        out.update(pack(f"rank{r}", st_load(part)))
+    return out
+
+
+def set_rank_rng(tensors: dict[str, torch.Tensor], rank: int) -> None:
+    """Restore rank ``rank``'s RNG state from `all_ranks_rng_tensors`'s output."""
+    set_rng(unpack(f"rank{rank}", tensors) if rank else tensors)

@@ -13,7 +13,8 @@ A run stops at ``steps`` (counted from the start of the run), ``epochs`` or
 ``minutes`` of wall-clock time (training, evaluation and saving; the clock starts
 once the corpus is read and the model built), whichever comes first; Ctrl-C (or SIGTERM) stops it cleanly after the current step with a
 checkpoint, and ``resume=True`` continues exactly where it stopped: same data
-position, carried state, optimizer moments, schedule and RNG state.
+position, carried state, optimizer moments, schedule and RNG state. Under ``torchrun``
+the same loop trains data-parallel (see `train`).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import os
 import signal
 import threading
 import time
+import zlib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Callable
@@ -31,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import distributed
 from ..utils import atomic_write_text
 from . import checkpoint as ckpt
 from .run import RunFolder
@@ -120,7 +123,7 @@ LEVEL_DEFAULTS = {
 PRESETS = {
     # 10 minutes of CPU on tiny-shakespeare; see benchmarks/README.md for what it reached.
     "shakespeare-10min": dict(corpus="tiny-shakespeare", level="char", cell="lstm", layers=1, hidden=512,
-                              embedding=64, batch_size=32, seq_len=128, lr=4e-3, warmup_steps=50,
+                              embedding=64, batch_size=32, seq_len=64, lr=4e-3, warmup_steps=50,
                               schedule="cosine", min_lr_ratio=0.05, clip=1.0, dropout=0.0, minutes=10.0,
                               eval_every=400),
     # The README's main job: about two minutes on the built-in Python sources, offline.
@@ -170,41 +173,58 @@ def load_stream_data(config: TrainConfig, vocab: Vocab | None = None) -> tuple[V
 
 
 # --------------------------------------------------------------- evaluation
-@torch.inference_mode()
-def evaluate(model: CharLM, ids: np.ndarray, batch_size: int = 32, seq_len: int = 256) -> float:
+def evaluate(model: CharLM, ids: np.ndarray, batch_size: int = 32, seq_len: int = 256,
+             rank: int = 0, world: int = 1) -> float:
     """Mean negative log-likelihood (nats per token) of predicting ``ids[1:]`` from what precedes.
 
     The text is read as ``batch_size`` contiguous streams with the state carried; the
     leftover tail (fewer tokens than streams) continues the last stream, so every
     token after the first is scored exactly once. The model is evaluated in eval mode.
+
+    Data-parallel training (``world`` processes): the streams are shared out in
+    contiguous blocks, process ``rank`` scores its own block, and the sums are added up
+    across processes, so every process returns the loss one process would compute.
     """
     if len(ids) < 2:
         raise ValueError(f"need at least 2 tokens to evaluate, got {len(ids)}")
+    total, count = _score_streams(model, ids, batch_size, seq_len, rank, world)
+    if world > 1:
+        total, count = distributed.all_reduce_sum(torch.tensor([total, count], dtype=torch.float64)).tolist()
+    return total / count
+
+
+@torch.inference_mode()
+def _score_streams(model: CharLM, ids: np.ndarray, batch_size: int, seq_len: int, rank: int,
+                   world: int) -> tuple[float, int]:
+    """``(summed loss, tokens scored)`` of this process's block of `evaluate`'s streams."""
     was_training = model.training
     model.eval()
     device = model.head.weight.device
     batch_size = max(1, min(batch_size, (len(ids) - 1) // max(seq_len, 1)))
+    lo, hi = rank * batch_size // world, (rank + 1) * batch_size // world
     total, count = 0.0, 0
     try:
         streams = StreamBatcher(ids, batch_size, min(seq_len, (len(ids) - 1) // batch_size))
-        state = model.initial_state(batch_size, device)
+        if hi == lo:  # fewer streams than processes: this one has none
+            return total, count
+        state = model.initial_state(hi - lo, device)
         for pos in range(0, streams.stream_len, streams.seq_len):
             x, y = streams.batch(pos, device)
-            logits, state = model(x, state)
-            total += float(F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="sum"))
-            count += y.numel()
+            logits, state = model(x[lo:hi], state)
+            total += float(F.cross_entropy(logits.flatten(0, 1), y[lo:hi].flatten(), reduction="sum"))
+            count += y[lo:hi].numel()
         tail = len(ids) - 1 - batch_size * streams.stream_len
-        if tail:
+        if tail and hi == batch_size:
             start = batch_size * streams.stream_len
             x = torch.as_tensor(ids[start:start + tail].astype(np.int64), device=device).view(1, -1)
             y = torch.as_tensor(ids[start + 1:start + tail + 1].astype(np.int64), device=device).view(-1)
-            last = model.select_state(state, torch.tensor([batch_size - 1], device=device))
+            last = model.select_state(state, torch.tensor([hi - lo - 1], device=device))
             logits, _ = model(x, last)
             total += float(F.cross_entropy(logits[0], y, reduction="sum"))
             count += tail
     finally:
         model.train(was_training)
-    return total / count
+    return total, count
 
 
 def loss_report(loss: float, level: str) -> dict:
@@ -331,9 +351,21 @@ def train(
         out: run folder; refused if it already holds a run and ``resume`` is false.
         resume: False, True (from ``last``) or ``"best"``.
         progress: ``"bar"`` (tqdm), ``"lines"``, ``"none"`` or ``"auto"`` (bar on a terminal).
-        on_log: called with every ``metrics.jsonl`` record; a truthy return value stops the
-            run after that step, with a checkpoint, as Ctrl-C does.
+        on_log: called with every ``metrics.jsonl`` record (on rank 0 only when data-parallel);
+            a truthy return value stops the run after that step, with a checkpoint, as Ctrl-C does.
         **options: `CharLMConfig` and `TrainConfig` fields, and ``preset``.
+
+    Data-parallel: launched by ``torchrun --nproc_per_node=N`` (or ``--nnodes``), every
+    process calls this function with the same options. The training text becomes
+    ``N x batch_size`` streams, process ``r`` trains streams ``r * batch_size`` to
+    ``(r + 1) * batch_size - 1``, and DistributedDataParallel averages the gradients before
+    clipping, so N processes with batch B follow the run of one process with batch N*B
+    (dropout aside: each process draws its own masks). Validation is shared out the same
+    way and summed. Only rank 0 prints and writes the run folder; checkpoints hold every
+    process's carried state and RNG state, and resume under the same N only. Stops (budget,
+    Ctrl-C, ``on_log``) are agreed by all processes at the same step. The call joins the
+    process group (gloo on CPU, NCCL on CUDA) and leaves it on return, unless the caller
+    had joined it already.
 
     Returns:
         A summary: ``step``, ``elapsed_s``, ``val_loss``, ``best_val_loss``, ``stopped``
@@ -343,22 +375,23 @@ def train(
         >>> train("runs/shakes", corpus="tiny-shakespeare", minutes=2, hidden=256)  # doctest: +SKIP
     """
     out = Path(out)
-    saved_tensors, saved = None, None
-    if resume:
-        which = "best" if resume == "best" else "last"
-        path = out / f"{which}.safetensors"
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: nothing to resume (no {which} checkpoint in {out})")
-        try:
-            saved_tensors, saved = ckpt.load_checkpoint(path)
-        except ckpt.CheckpointError as exc:
-            other = out / ("last.safetensors" if which == "best" else "best.safetensors")
-            hint = f"; {other.name} is separate: resume from it with --resume {other.stem}" if other.exists() else ""
-            raise ckpt.CheckpointError(f"{exc}{hint}") from None
-    elif run_folder_checkpoints(out) or _other_engine(out):
-        raise FileExistsError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+    joined = _join(out, resume, options)
+    try:
+        return _train(out, resume, progress, on_log, options)
+    finally:
+        if joined:  # leave the process group this call joined, so that processes exit cleanly
+            distributed.shutdown()
+
+
+def _train(out: Path, resume, progress: str, on_log, options: dict) -> dict:
+    """`train`'s run, in a process group already joined when data-parallel."""
+    world, rank = distributed.world_size(), distributed.rank()
+    main = rank == 0
+    saved_tensors, saved = _open_run(out, resume)
     model_opts, config, notes = resolve_config(options, saved)
-    log = _Display(progress, config)
+    if saved and saved["data"].get("world_size", 1) != world:
+        raise ValueError(_world_mismatch(saved["data"].get("world_size", 1), world, config.batch_size))
+    log = _Display(progress if main else "none", config)
     for note in notes:
         log.note(f"resume: {note}")
 
@@ -371,17 +404,24 @@ def train(
         raise ValueError(
             f"cannot resume: corpus {config.corpus!r} now gives {len(train_ids):,} training tokens, "
             f"the run was started on {saved['data']['train_tokens']:,}")
-    batcher = StreamBatcher(train_ids, config.batch_size, config.seq_len)
+    if world > 1:
+        distributed.check_same_config({
+            "model": model_opts, "train": asdict(config), "vocab": vocab.to_dict(), "train_tokens": len(train_ids),
+            "val_tokens": len(val_ids), "text_crc32": [_crc32(train_ids), _crc32(val_ids)],
+            "resume_step": saved["progress"]["step"] if saved else None})
+    batcher = StreamBatcher(train_ids, config.batch_size, config.seq_len, world, rank)
 
     # ---- model and optimizer
-    device = resolve_device(config.device)
+    device = _process_device(config.device, world)
     torch.manual_seed(config.seed)
     model_config = CharLMConfig(vocab_size=len(vocab), **model_opts)
     model = CharLM(model_config).to(device)
+    if world > 1:  # the same initial weights everywhere, but each process draws its own dropout masks
+        torch.manual_seed(config.seed + 1_000_003 * (rank + 1))
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay,
                                   **_fastest_adam_kwargs(device))
-    step, epoch, pos, elapsed_before = 0, 0, 0, 0.0
+    step, epoch, pos, elapsed_before, saved_step = 0, 0, 0, 0.0, None
     best_val, last_val, plateau = None, None, {"scale": 1.0, "best": None, "bad": 0}
     window = {"loss_sum": 0.0, "count": 0, "tokens": 0, "train_s": 0.0}
     state = model.initial_state(config.batch_size, device)
@@ -389,32 +429,49 @@ def train(
         model.load_state_dict(ckpt.unpack("model", saved_tensors))
         ckpt.load_optimizer(optimizer, ckpt.unpack("optim", saved_tensors), saved["optimizer"])
         state = _unpack_state(ckpt.unpack("state", saved_tensors), model, device)
-        ckpt.set_rng(ckpt.unpack("rng", saved_tensors))
+        if world > 1:  # the checkpoint holds every process's streams, in rank order
+            rows = slice(rank * config.batch_size, (rank + 1) * config.batch_size)
+            state = [[s[rows].contiguous() for s in layer] for layer in state]
+        ckpt.set_rank_rng(ckpt.unpack("rng", saved_tensors), rank)
         p = saved["progress"]
         step, epoch, pos, elapsed_before = p["step"], p["epoch"], p["pos"], p["elapsed_s"]
         best_val, last_val, plateau, window = p["best_val"], p["val_loss"], p["plateau"], p["window"]
-        _trim_metrics(out / "metrics.jsonl", step)
+        saved_step = step
         log.note(f"resumed {out} at step {step:,} (epoch {epoch + 1}, {elapsed_before:.0f}s so far)")
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "metrics.jsonl").unlink(missing_ok=True)
-    RunFolder(out).write_config({
-        "engine": ENGINE, "level": config.level, "corpus": config.corpus, "model": model_config.to_dict(),
-        "train": asdict(config), "vocab_size": len(vocab), "train_tokens": len(train_ids), "val_tokens": len(val_ids)})
+    # DistributedDataParallel averages the gradients over the processes during backward,
+    # so clipping and the optimizer see the gradient of the whole global batch.
+    runner = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        runner = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def prepare_folder() -> None:
+        if saved:
+            _trim_metrics(out / "metrics.jsonl", step)
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "metrics.jsonl").unlink(missing_ok=True)
+        RunFolder(out).write_config({
+            "engine": ENGINE, "level": config.level, "corpus": config.corpus, "model": model_config.to_dict(),
+            "train": asdict(config), "vocab_size": len(vocab), "train_tokens": len(train_ids),
+            "val_tokens": len(val_ids), "world_size": world})
+
+    distributed.on_main(prepare_folder)
 
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - t_start
 
-    def save(which: str) -> None:
+    def save(which: str, states, rng, optim_tensors, groups) -> None:
         meta = {
             "model": model_config.to_dict(), "train": asdict(config), "vocab": vocab.to_dict(),
-            "data": {"train_tokens": len(train_ids), "val_tokens": len(val_ids)},
+            "data": {"train_tokens": len(train_ids), "val_tokens": len(val_ids), "world_size": world},
             "optimizer": groups,
             "progress": {"step": step, "epoch": epoch, "pos": pos, "elapsed_s": elapsed(), "best_val": best_val,
                          "val_loss": last_val, "plateau": plateau, "window": window},
         }
         tensors = {**ckpt.pack("model", model.state_dict()), **ckpt.pack("optim", optim_tensors),
-                   **ckpt.pack("state", _pack_state(state)), **ckpt.pack("rng", ckpt.rng_tensors())}
+                   **ckpt.pack("state", _pack_state(states)), **ckpt.pack("rng", rng)}
         path = out / f"{which}.safetensors"
         try:
             ckpt.save_checkpoint(path, tensors, meta)
@@ -425,7 +482,7 @@ def train(
     def validate() -> None:
         nonlocal last_val
         t0 = time.perf_counter()
-        last_val = evaluate(model, val_ids, config.batch_size, max(config.seq_len, 256))
+        last_val = evaluate(model, val_ids, config.batch_size * world, max(config.seq_len, 256), rank, world)
         if config.schedule == "plateau":
             if plateau["best"] is None or last_val < plateau["best"] - 1e-4:
                 plateau["best"], plateau["bad"] = last_val, 0
@@ -437,22 +494,36 @@ def train(
         timing["eval"] = time.perf_counter() - t0
 
     def checkpoint() -> None:
-        nonlocal best_val, optim_tensors, groups
+        nonlocal best_val, saved_step
         t0 = time.perf_counter()
-        optim_tensors, groups = ckpt.optimizer_tensors(optimizer)
         improved = best_val is None or last_val < best_val
         if improved:
             best_val = last_val
-        save("last")
-        if improved:
-            save("best")
+        # Gathered from every process (all take part); rank 0 writes them.
+        states = [[distributed.all_gather_rows(s) for s in layer] for layer in state]
+        rng = ckpt.all_ranks_rng_tensors()
+
+        def write() -> None:
+            optim_tensors, groups = ckpt.optimizer_tensors(optimizer)
+            save("last", states, rng, optim_tensors, groups)
+            if improved:
+                save("best", states, rng, optim_tensors, groups)
+
+        distributed.on_main(write)
+        saved_step = step
         timing["eval"] += time.perf_counter() - t0
 
     def log_step(val_loss) -> bool:
         """Write the metrics line for this step; True when ``on_log`` asks to stop."""
         nonlocal window
-        record = _record(step, elapsed(), window, val_loss, config.level)
+        totals = window
+        if world > 1:  # the loss and rate of all processes' streams together
+            sums = distributed.all_reduce_sum(torch.tensor([window["loss_sum"], window["tokens"]], dtype=torch.float64))
+            totals = {**window, "loss_sum": float(sums[0]) / world, "tokens": float(sums[1])}
+        record = _record(step, elapsed(), totals, val_loss, config.level)
         window = {"loss_sum": 0.0, "count": 0, "tokens": 0, "train_s": 0.0}
+        if not main:
+            return False
         _append_metrics(out / "metrics.jsonl", record)
         log.update(record, step, elapsed(), lr)
         return bool(on_log is not None and on_log(record))
@@ -472,70 +543,159 @@ def train(
             parts.append(elapsed() / budget_s)
         return max(parts)
 
-    # Until measured, guess evaluation (forward only) at 1.5x the training rate: on the safe side.
+    def out_of_time() -> bool:
+        """Whether another step and an evaluation would overrun the time budget."""
+        if budget_s is None or timing["step"] is None:
+            return False
+        # Until measured, guess evaluation (forward only) at 1.5x the training rate: on the safe side.
+        eval_s = timing["eval"] or len(val_ids) * timing["step"] / (1.5 * batcher.batch_size * world * config.seq_len)
+        return elapsed() + timing["step"] + eval_s > budget_s
+
+    def resume_hint() -> str:
+        if saved_step is None:
+            return "no checkpoint was written"
+        return f"the last checkpoint (step {saved_step:,}) is intact: run the same command with --resume to continue"
+
     timing = {"step": None, "eval": None}
-    optim_tensors, groups = ckpt.optimizer_tensors(optimizer)
     # The clock starts here: the budget covers training, evaluation and checkpoints, not the
     # one-off setup above (reading the corpus, building the model, torch's first imports).
     t_start = time.perf_counter()
     log.start(total_steps, budget_s, step, elapsed())
     stopped, last_eval_step, lr = "budget", None, config.lr
     model.train()
-    with _StopFlag() as stop:
-        while total_steps is None or step < total_steps:
-            if budget_s is not None and timing["step"] is not None:
-                eval_s = timing["eval"] or len(val_ids) * timing["step"] / (1.5 * batcher.batch_size * config.seq_len)
-                if elapsed() + timing["step"] + eval_s > budget_s:
+    with distributed.lost_contact(lambda: f"at step {step + 1:,}; {resume_hint()}"):
+        with _StopFlag() as stop:
+            while total_steps is None or step < total_steps:
+                if pos >= batcher.stream_len:  # new epoch: the streams start over from the zero state
+                    epoch, pos = epoch + 1, 0
+                    state = model.initial_state(config.batch_size, device)
+                lr = learning_rate(config, step, progress_fraction(), plateau["scale"])
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+
+                t0 = time.perf_counter()
+                x, y = batcher.batch(pos, device)
+                logits, state = runner(x, state)
+                loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, config.clip)
+                optimizer.step()
+                state = model.detach_state(state)
+                step, pos = step + 1, pos + x.shape[1]
+                loss_value = loss.item()
+                dt = time.perf_counter() - t0
+                timing["step"] = dt if timing["step"] is None else 0.9 * timing["step"] + 0.1 * dt
+
+                window["loss_sum"] += loss_value
+                window["count"] += 1
+                window["tokens"] += y.numel()
+                window["train_s"] += dt
+                evaluated = step % config.eval_every == 0
+                if evaluated:
+                    validate()
+                if (evaluated or step % config.log_every == 0) and log_step(last_val if evaluated else None):
+                    stop.set = True
+                if evaluated:  # after the metrics line, so a resumed run's log window starts empty
+                    checkpoint()
+                    last_eval_step = step
+                # Every process stops at the same step: on a stop any of them got, or rank 0's clock.
+                stop.set, no_time = distributed.agree(stop.set, main and out_of_time())
+                if stop.set:
+                    stopped = "interrupted"
                     break
-            if pos >= batcher.stream_len:  # new epoch: the streams start over from the zero state
-                epoch, pos = epoch + 1, 0
-                state = model.initial_state(config.batch_size, device)
-            lr = learning_rate(config, step, progress_fraction(), plateau["scale"])
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+                if no_time:
+                    break
 
-            t0 = time.perf_counter()
-            x, y = batcher.batch(pos, device)
-            logits, state = model(x, state)
-            loss = F.cross_entropy(logits.flatten(0, 1), y.flatten())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, config.clip)
-            optimizer.step()
-            state = model.detach_state(state)
-            step, pos = step + 1, pos + x.shape[1]
-            loss_value = loss.item()
-            dt = time.perf_counter() - t0
-            timing["step"] = dt if timing["step"] is None else 0.9 * timing["step"] + 0.1 * dt
-
-            window["loss_sum"] += loss_value
-            window["count"] += 1
-            window["tokens"] += y.numel()
-            window["train_s"] += dt
-            evaluated = step % config.eval_every == 0
-            if evaluated:
-                validate()
-            if (evaluated or step % config.log_every == 0) and log_step(last_val if evaluated else None):
-                stop.set = True
-            if evaluated:  # after the metrics line, so a resumed run's log window starts empty
-                checkpoint()
-                last_eval_step = step
-            if stop.set:
-                stopped = "interrupted"
-                break
-
-    if last_eval_step != step:  # the final evaluation, unless this step just had one
-        validate()
-        if window["count"]:
-            log_step(last_val)
-        elif step:
-            _amend_last_metrics(out / "metrics.jsonl", step, _record(step, 0, window, last_val, config.level))
-        checkpoint()
+        if last_eval_step != step:  # the final evaluation, unless this step just had one
+            validate()
+            if window["count"]:
+                log_step(last_val)
+            elif step:
+                record = _record(step, 0, window, last_val, config.level)
+                distributed.on_main(lambda: _amend_last_metrics(out / "metrics.jsonl", step, record))
+            checkpoint()
     summary = {"run": str(out), "step": step, "epoch": epoch, "elapsed_s": elapsed(), "val_loss": last_val,
                "best_val_loss": best_val, "stopped": stopped, "level": config.level}
     log.finish(summary)
     return summary
+
+
+def _join(out: Path, resume, options: dict) -> bool:
+    """Join the process group when launched by torchrun; whether this call joined it.
+
+    The backend follows the device (NCCL for CUDA, gloo for CPU), needed before the run's
+    config is known: the ``device`` option, else the run's own (resume), else the CPU."""
+    if not distributed.requested() or distributed.is_active():
+        return False
+    name = options.get("device")
+    if name is None and resume:
+        try:
+            name = json.loads((out / "config.json").read_text(encoding="utf-8"))["train"]["device"]
+        except (OSError, ValueError, KeyError, TypeError):
+            name = None
+    return distributed.setup(resolve_device(name or "cpu"))
+
+
+def _process_device(name: str, world: int) -> torch.device:
+    """This process's device: under torchrun on GPUs, the GPU of its local rank."""
+    device = resolve_device(name)
+    if world > 1:
+        on_nccl = "nccl" in str(torch.distributed.get_backend())
+        if on_nccl != (device.type == "cuda"):
+            raise ValueError(f"the processes joined the {torch.distributed.get_backend()} backend but the run trains on "
+                             f"{device}; pass --device {name} to every process")
+        if device.type == "cuda":
+            device = torch.device("cuda", distributed.local_rank())
+    return device
+
+
+def _open_run(out: Path, resume) -> tuple[dict | None, dict | None]:
+    """``(tensors, meta)`` of the checkpoint to resume, or ``(None, None)`` for a new run in ``out``.
+
+    Rank 0 checks the folder and reads the file; the other processes get its bytes (they
+    need not share its disk) or its error."""
+    which = "best" if resume == "best" else "last"
+    path = out / f"{which}.safetensors"
+
+    def read() -> bytes:
+        if not resume:
+            if run_folder_checkpoints(out) or _other_engine(out):
+                raise FileExistsError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+            return b""
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: nothing to resume (no {which} checkpoint in {out})")
+        try:
+            if not distributed.is_active():
+                loaded.extend(ckpt.load_checkpoint(path))
+                return b""
+            data = path.read_bytes()
+            loaded.extend(ckpt.load_checkpoint_bytes(data, path))
+            return data
+        except ckpt.CheckpointError as exc:
+            other = out / ("last.safetensors" if which == "best" else "best.safetensors")
+            hint = f"; {other.name} is separate: resume from it with --resume {other.stem}" if other.exists() else ""
+            raise ckpt.CheckpointError(f"{exc}{hint}") from None
+
+    loaded: list = []
+    data = distributed.on_main(read)
+    if data and not loaded:
+        loaded.extend(ckpt.load_checkpoint_bytes(data, path))
+    return (loaded[0], loaded[1]) if loaded else (None, None)
+
+
+def _world_mismatch(started: int, now: int, batch_size: int) -> str:
+    def procs(n):
+        return f"{n} process{'es' if n > 1 else ''}"
+
+    return (f"cannot resume: the run was started under {procs(started)} ({started} x {batch_size} streams) and this is "
+            f"{procs(now)}; its carried streams only continue under {procs(started)} "
+            f"(torchrun --nnodes x --nproc_per_node = {started})")
+
+
+def _crc32(ids: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(ids).view(np.uint8))
 
 
 def _fastest_adam_kwargs(device: torch.device) -> dict:

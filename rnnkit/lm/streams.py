@@ -181,25 +181,41 @@ class StreamBatcher:
     An epoch visits every position of every stream once: target ``b * n + p + 1`` is
     predicted from input ``b * n + p`` at stream offset ``p``. The last
     ``(len - 1) % batch_size`` tokens (fewer than one per stream) are not trained on.
+
+    Data-parallel training: with ``world`` processes the text is cut into
+    ``world * batch_size`` streams and process ``rank`` reads streams
+    ``rank * batch_size`` to ``(rank + 1) * batch_size - 1``, so the processes
+    together see exactly the batches one process with ``world * batch_size`` streams sees.
     """
 
     tokens: np.ndarray
     batch_size: int
     seq_len: int
+    world: int = 1
+    rank: int = 0
 
     def __post_init__(self):
         if self.batch_size < 1 or self.seq_len < 1:
             raise ValueError(f"batch size and sequence length must be >= 1, got {self.batch_size} and {self.seq_len}")
-        self.stream_len = (len(self.tokens) - 1) // self.batch_size
+        if not 0 <= self.rank < self.world:
+            raise ValueError(f"rank must be in [0, {self.world}), got {self.rank}")
+        streams = self.batch_size * self.world
+        self.stream_len = (len(self.tokens) - 1) // streams
         if self.stream_len < self.seq_len:
-            need = self.batch_size * self.seq_len + 1
+            need = streams * self.seq_len + 1
+            if self.world == 1:
+                what, fix = f"{self.batch_size} streams", "lower --batch-size or --seq-len"
+            else:
+                what = f"{self.world} processes x {self.batch_size} streams"
+                fix = "use fewer processes, lower --batch-size or --seq-len"
             raise ValueError(
                 f"training text too short: {len(self.tokens):,} tokens, need at least {need:,} for one batch of "
-                f"{self.batch_size} streams x {self.seq_len} steps; lower --batch-size or --seq-len, or use a longer corpus"
+                f"{what} x {self.seq_len} steps; {fix}, or use a longer corpus"
             )
-        used = self.tokens[: self.batch_size * self.stream_len + 1]
-        self._x = used[:-1].reshape(self.batch_size, self.stream_len)
-        self._y = used[1:].reshape(self.batch_size, self.stream_len)
+        used = self.tokens[: streams * self.stream_len + 1]
+        rows = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+        self._x = used[:-1].reshape(streams, self.stream_len)[rows]
+        self._y = used[1:].reshape(streams, self.stream_len)[rows]
 
     @property
     def steps_per_epoch(self) -> int:
