@@ -106,12 +106,21 @@ def bench_throughput(args, corpus_ids) -> dict:
 
 
 # --------------------------------------------------------------- generation
-def _generation_rate(model, n, precision):
+#: Generation candidates: label -> (precision, engine). "fast" is rnnkit.lm.fastgen.FastLSTM
+#: (what `generate` uses by default for LSTMs on the CPU), "torch" the per-token torch step.
+GEN_CANDIDATES = {
+    "fast fp32": ("fp32", "fast"), "fast int8": ("int8", "fast"), "fast fp16": ("fp16", "fast"),
+    "torch fp32": ("fp32", "torch"), "torch fp16": ("fp16", "torch"), "torch int8": ("int8", "torch"),
+}
+
+
+def _generation_rate(model, n, precision, engine="auto"):
     """(chars/s over n chars, per-char times of each 100-char block) for one generation run."""
     g = torch.Generator().manual_seed(0)
     stamps = []
     t0 = time.perf_counter()
-    for i, _tok in enumerate(model.generate(list(range(20)), n, 0.8, generator=g, precision=precision), 1):
+    for i, _tok in enumerate(model.generate(list(range(20)), n, 0.8, generator=g, precision=precision,
+                                            engine=engine), 1):
         if i % 100 == 0:
             stamps.append(time.perf_counter())
     total = time.perf_counter() - t0
@@ -119,27 +128,60 @@ def _generation_rate(model, n, precision):
 
 
 def bench_generation(args) -> dict:
-    """Speed of a 2x512 LSTM (random weights: speed does not depend on them) per precision.
+    """Single-stream sampling speed (batch of one, temperature 0.8) of a 2x512 LSTM (embedding 64,
+    vocab 65; random weights: speed does not depend on them), every engine and precision
+    alternating within each round.
 
-    Per-character cost early (chars 100-1,100) and late (the last 1,000) is the fastest
-    100-character block of each range over all rounds: on a shared machine the fastest
-    block is the one least disturbed by other jobs, so it shows the cost itself."""
+    The fast engine generates ``--gen-chars`` (10,000) characters a run, the torch steps
+    ``--old-chars`` (2,000: they are 10x slower). Per-character cost early (chars 100-1,100)
+    and late (the last 1,000) is given as the median and the fastest 100-character block of
+    each range over all rounds: the fastest block is the one least disturbed by other jobs."""
+    from rnnkit.lm import fastgen
+
     torch.manual_seed(0)
     model = CharLM(CharLMConfig(vocab_size=65, layers=2, hidden=512, embedding=64)).eval()
-    n = args.gen_chars
-    raw = {p: [] for p in ("fp32", "fp16", "int8")}
+    candidates = dict(GEN_CANDIDATES)
+    default_threads = fastgen.blas_threads()  # OpenBLAS's own choice: all cores
+    if default_threads is not None and default_threads > 1:  # also the fp32 products on one thread
+        candidates["fast fp32, 1 BLAS thread"] = ("fp32", "fast")
+    raw = {label: [] for label in candidates}
     for _ in range(args.rounds):
-        for precision in raw:  # alternate precisions within each round
-            raw[precision].append(_generation_rate(model, n, precision))
-    out = {}
-    for precision, rows in raw.items():
+        for label, (precision, engine) in candidates.items():  # alternate within each round
+            fastgen.set_blas_threads(1 if "1 BLAS thread" in label else default_threads)
+            n = args.gen_chars if engine == "fast" else args.old_chars
+            raw[label].append(_generation_rate(model, n, precision, engine))
+    fastgen.set_blas_threads(default_threads)
+    out = {"blas_threads": default_threads}
+    for label, rows in raw.items():
+        n = args.gen_chars if candidates[label][1] == "fast" else args.old_chars
         rate = statistics.median(r[0] for r in rows)
-        early = min(t for r in rows for t in r[1][:10]) * 1e6
-        late = min(t for r in rows for t in r[1][-10:]) * 1e6
-        out[precision] = {"chars_per_s": rate, "best_us_per_char_early": early, "best_us_per_char_late": late}
-        print(f"generation, 2x512 LSTM, {precision}: median {rate:,.0f} chars/s over {n:,} chars; fastest 100-char "
-              f"block {early:.0f} us/char (chars 100-1,100) vs {late:.0f} us/char (chars {n - 1000:,}-{n:,}), "
-              f"late/early {late / early:.2f}", flush=True)
+        early = [t * 1e6 for r in rows for t in r[1][:10]]
+        late = [t * 1e6 for r in rows for t in r[1][-10:]]
+        out[label] = {"chars": n, "chars_per_s": rate, "rates": [r[0] for r in rows],
+                      "us_per_char_early": statistics.median(early), "us_per_char_late": statistics.median(late),
+                      "best_us_per_char_early": min(early), "best_us_per_char_late": min(late)}
+        o = out[label]
+        print(f"generation, 2x512 LSTM, {label}: median {rate:,.0f} chars/s over {n:,} chars; per char, median "
+              f"(fastest) 100-char block: {o['us_per_char_early']:.0f} ({o['best_us_per_char_early']:.0f}) us at "
+              f"chars 100-1,100 vs {o['us_per_char_late']:.0f} ({o['best_us_per_char_late']:.0f}) us at chars "
+              f"{n - 1000:,}-{n:,}, late/early {o['us_per_char_late'] / o['us_per_char_early']:.2f}", flush=True)
+    base = out["torch fp32"]["chars_per_s"]
+    print("  speed-up over the torch fp32 step: " + ", ".join(
+        f"{label} {out[label]['chars_per_s'] / base:.1f}x" for label in candidates if label != "torch fp32"))
+
+    # Many samples as one batch (`generate_many`, `rnnkit generate --num-samples N`): chars/s of all together.
+    for n_samples in (4, 16):
+        rates = {"fast": [], "torch": []}
+        for _ in range(args.rounds):
+            for engine in rates:
+                t0 = time.perf_counter()
+                model.generate_many(list(range(20)), args.batch_chars, n_samples, 0.8,
+                                    generator=torch.Generator().manual_seed(0), engine=engine)
+                rates[engine].append(n_samples * args.batch_chars / (time.perf_counter() - t0))
+        out[f"batch of {n_samples}"] = {engine: statistics.median(r) for engine, r in rates.items()}
+        print(f"  {n_samples} samples as one batch, {args.batch_chars:,} chars each: fast engine "
+              f"{statistics.median(rates['fast']):,.0f} chars/s in all, torch step "
+              f"{statistics.median(rates['torch']):,.0f} (medians)", flush=True)
 
     # The hand-written way: nn.LSTM called on one character at a time (carried state).
     hand = HandLM(65, 64, 512, 2).eval()
@@ -159,7 +201,7 @@ def bench_generation(args) -> dict:
 @torch.inference_mode()
 def _packed_quality(args, chars=3000) -> dict:
     """Bits per character of the validation text's first ``chars`` characters, read through each
-    precision's per-token step (what generation uses)."""
+    engine's and precision's per-token step (what generation uses)."""
     from rnnkit.lm.stream import StreamLM
 
     lm = StreamLM.load(args.model)
@@ -167,13 +209,21 @@ def _packed_quality(args, chars=3000) -> dict:
     text = load_corpus("tiny-shakespeare")
     ids = torch.as_tensor(lm.vocab.encode(text[-111_539:][:chars + 1])[0].astype("int64"))
     out = {}
-    for precision in ("fp32", "fp16", "int8"):
-        step, state, nll = model.stepper(precision), model.initial_state(1), 0.0
-        for i in range(chars):
-            logits, state = step(ids[i:i + 1], state)
-            nll -= float(torch.log_softmax(logits[0], -1)[ids[i + 1]])
-        out[precision] = nll / chars / 0.6931471805599453
-        print(f"  teacher-forced through the {precision} step: {out[precision]:.4f} bits/char ({chars:,} chars)")
+    for label, (precision, engine) in GEN_CANDIDATES.items():
+        nll = 0.0
+        if engine == "fast":
+            fast = model.fast_stepper(precision, "fast")
+            fast.load_state(model.initial_state(1))
+            for i in range(chars):
+                nll -= float(torch.log_softmax(torch.from_numpy(fast.step(int(ids[i]))), -1)[ids[i + 1]])
+        else:
+            step, state = model.stepper(precision), model.initial_state(1)
+            for i in range(chars):
+                logits, state = step(ids[i:i + 1], state)
+                nll -= float(torch.log_softmax(logits[0], -1)[ids[i + 1]])
+        out[label] = nll / chars / 0.6931471805599453
+        print(f"  teacher-forced through the {label} step: {out[label]:.4f} bits/char ({chars:,} chars of "
+              f"{Path(args.model).name}, {model.config.layers}x{model.config.hidden})")
     return out
 
 
@@ -197,7 +247,7 @@ def bench_threads(args, corpus_ids) -> dict:
         for t in (1, 2):
             torch.set_num_threads(t)
             t0 = time.perf_counter()
-            for _tok in model.generate([0], 1000, generator=torch.Generator().manual_seed(0)):
+            for _tok in model.generate([0], 1000, generator=torch.Generator().manual_seed(0), engine="torch"):
                 pass
             g[t].append(1000 / (time.perf_counter() - t0))
     one, two = statistics.median(g[1]), statistics.median(g[2])
@@ -237,7 +287,9 @@ def main(argv=None) -> int:
                    choices=["throughput", "generation", "threads", "quality"])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--steps", type=int, default=25, help="training steps per throughput round")
-    p.add_argument("--gen-chars", type=int, default=10_000)
+    p.add_argument("--gen-chars", type=int, default=10_000, help="characters per fast-engine generation run")
+    p.add_argument("--old-chars", type=int, default=2_000, help="characters per torch-step generation run")
+    p.add_argument("--batch-chars", type=int, default=1_000, help="characters per sample in the batched runs")
     p.add_argument("--model", help="a trained tiny-shakespeare run: bits/char through each precision's step")
     p.add_argument("--preset", default="shakespeare-10min")
     p.add_argument("--minutes", type=float, default=10.0, help="quality run budget")

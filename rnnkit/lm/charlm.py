@@ -8,8 +8,10 @@ and returned, so training can carry it across batches and generation can carry
 it across characters.
 
 Generation is stateful: the prime is fed once (one fused call), then each new
-token costs one step of every layer (one ``torch.lstm_cell``-style op each)
-from the carried state, however long the text already is.
+token costs one step of every layer from the carried state, however long the
+text already is: for LSTMs on the CPU a numpy step over a snapshot of the
+weights (`rnnkit.lm.fastgen`, several times faster for a batch of one), else
+one ``torch.lstm_cell``-style op per layer (`CharLM.step`).
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import layers
+from . import fastgen
 from .sampling import beam_search, check_sampling_args, sample_next
 
 #: Cell name -> (rnnkit layer class, single-step native op or None).
@@ -32,6 +35,9 @@ CELLS = {
     "mingru": (layers.MinGRU, None),
     "minlstm": (layers.MinLSTM, None),
 }
+
+#: Generation engines (see `CharLM.generate`).
+ENGINES = ("auto", "fast", "torch")
 
 State = list  # per layer: a list of (batch, hidden) tensors ([h, c] for LSTM, [h] otherwise)
 
@@ -195,32 +201,94 @@ class CharLM(nn.Module):
         top_p: float | None = None,
         generator: torch.Generator | None = None,
         precision: str = "fp32",
+        engine: str = "auto",
     ) -> Iterator[int]:
         """Yield ``length`` sampled token ids, one step of the carried state each.
 
         The same ``generator`` seed gives the same tokens. ``temperature`` divides the
         logits (0 = greedy); ``top_k`` keeps the k most likely tokens; ``top_p`` keeps
-        the smallest set whose probability reaches p (nucleus sampling). ``precision``
-        picks the per-token step (see `stepper`); the prime is always read in float32.
+        the smallest set whose probability reaches p (nucleus sampling). The prime is
+        always read in float32 by the fused op. ``precision`` and ``engine`` pick the
+        per-token step: ``engine="auto"`` takes `rnnkit.lm.fastgen.FastLSTM` (numpy buffers,
+        the fastest for a batch of one) when it can step this model at this precision, else
+        `stepper(precision)`; ``"fast"`` insists on the former, ``"torch"`` on the latter.
         """
         check_sampling_args(temperature, top_k, top_p)
-        step = self.stepper(precision)
-        logits, state = self.prime(prime_ids)
-        logits = logits.unsqueeze(0)
+        logits, state, step, fast = self._primed(prime_ids, precision, engine)
         if top_k is not None or top_p is not None or temperature == 0:
             for _ in range(length):
                 token = sample_next(logits, temperature, top_k, top_p, generator=generator)
                 yield int(token)
                 logits, state = step(token, state)
             return
-        # Plain sampling, inverse-CDF with the uniforms drawn up front: a few tensor ops a token.
+        # Plain sampling, inverse-CDF with the uniforms drawn up front: a few operations a token.
         uniforms = torch.rand(length, 1, generator=generator, dtype=torch.float64, device=logits.device)
+        if fast is not None:
+            yield from fastgen.sample_stream(fast, logits[0].numpy(), uniforms.view(-1).numpy(), temperature)
+            return
         last = logits.shape[-1] - 1
         for i in range(length):
             cdf = torch.softmax(logits[0].double() / temperature, 0).cumsum_(0)
             token = torch.searchsorted(cdf, uniforms[i]).clamp_(max=last)
             yield int(token)
             logits, state = step(token, state)
+
+    @torch.inference_mode()
+    def generate_many(
+        self,
+        prime_ids: list[int],
+        length: int,
+        num_samples: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        top_p: float | None = None,
+        generator: torch.Generator | None = None,
+        precision: str = "fp32",
+        engine: str = "auto",
+    ) -> list[list[int]]:
+        """``num_samples`` independent continuations of one prime, ``length`` tokens each,
+        generated as a batch: each step reads the weights once for every sample, so many
+        samples cost far less than one after the other. Options as `generate`.
+
+        The same seed and ``num_samples`` give the same samples; with plain temperature
+        sampling the first one is `generate`'s text for that seed (each sample takes its own
+        row of the same uniforms)."""
+        check_sampling_args(temperature, top_k, top_p)
+        if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
+            raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
+        if length < 0:
+            raise ValueError(f"length must be >= 0, got {length}")
+        logits, state, step, _ = self._primed(prime_ids, precision, engine, num_samples)
+        plain = top_k is None and top_p is None and temperature != 0
+        if plain:  # sample k takes row k of the draws: sample 0 has the single stream's uniforms
+            uniforms = torch.rand(num_samples, length, generator=generator, dtype=torch.float64).T.contiguous()
+        out = torch.empty(num_samples, length, dtype=torch.long)
+        for i in range(length):
+            if plain:  # inverse CDF, as `generate`
+                cdf = torch.softmax(logits.double() / temperature, 1).cumsum_(1)
+                tokens = torch.searchsorted(cdf, uniforms[i].unsqueeze(1)).clamp_(max=logits.shape[1] - 1).view(-1)
+            else:
+                tokens = sample_next(logits, temperature, top_k, top_p, generator=generator)
+            out[:, i] = tokens
+            logits, state = step(tokens, state)
+        return out.tolist()
+
+    def _primed(self, prime_ids, precision: str, engine: str, batch: int | None = None):
+        """The prime fed once, and the per-token step to continue with: ``(logits (batch, vocab),
+        state, step, fast)`` where ``step(tokens (batch,), state) -> (logits, state)`` and ``fast``
+        is the `FastLSTM` behind it or None. ``batch`` None is one stream; N copies it N times."""
+        fast = self.fast_stepper(precision, engine, batch)
+        step = self.stepper(precision) if fast is None else None
+        logits, state = self.prime(prime_ids)
+        n = batch or 1
+        logits = logits.expand(n, -1)
+        if batch is not None:
+            state = [[s.expand(n, -1).contiguous() for s in layer_state] for layer_state in state]
+        if fast is not None:
+            fast.load_state(state)
+            step = lambda tokens, _: (  # noqa: E731
+                torch.from_numpy(fast.step(int(tokens) if batch is None else tokens.numpy())).view(n, -1), None)
+        return logits, state, step, fast
 
     @torch.inference_mode()
     def beam_search(self, prime_ids: list[int], length: int, beam_width: int = 5,
@@ -241,6 +309,24 @@ class CharLM(nn.Module):
         if precision == "fp32":
             return self.step
         return PackedStep(self, precision)
+
+    def fast_stepper(self, precision: str = "fp32", engine: str = "auto",
+                     batch: int | None = None) -> "fastgen.FastLSTM | None":
+        """A `rnnkit.lm.fastgen.FastLSTM` over a snapshot of the weights (one stream, or
+        ``batch`` streams), or None where ``engine="auto"`` and it cannot step this model
+        (see `generate`)."""
+        if engine not in ENGINES:
+            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if engine == "torch":
+            return None
+        why = fastgen.unsupported(self, precision)
+        if why is None:
+            return fastgen.FastLSTM(self, precision, batch)
+        if engine == "fast":
+            raise ValueError(why)
+        return None
 
 
 # -------------------------------------------------------- packed generation
@@ -266,7 +352,7 @@ class PackedStep:
             raise ValueError(f"precision {precision!r} is for generation on the CPU; use fp32 on {model.head.weight.device}")
         if model.config.cell not in _CELL_MATH:
             raise ValueError(f"precision {precision!r} supports cells {', '.join(_CELL_MATH)}; use fp32 for {model.config.cell}")
-        pack, self.linear = _PACKERS[precision]
+        pack, self.linear = fastgen.PACKERS[precision]
         self.cell = model.config.cell
         self.embed = model.embed.weight.detach()
         self.layers = [(pack(layer.weight_ih, layer.bias_ih), pack(layer.weight_hh, layer.bias_hh))
@@ -282,27 +368,6 @@ class PackedStep:
             new_state.append(finals)
             x = finals[0]
         return self.linear(x, self.head), new_state
-
-
-def _pack_fp16(w, b):
-    return torch.ops.quantized.linear_prepack_fp16(w.detach().float(), None if b is None else b.detach().float())
-
-
-def _pack_int8(w, b):
-    import warnings
-
-    w = w.detach().float()
-    scales = (w.abs().amax(1) / 127).clamp(min=1e-12).double()
-    with warnings.catch_warnings():  # quantized tensors are deprecated in torch 2.13 but still the way into fbgemm
-        warnings.simplefilter("ignore")
-        q = torch.quantize_per_channel(w, scales, torch.zeros(w.shape[0], dtype=torch.long), 0, torch.qint8)
-    return torch.ops.quantized.linear_prepack(q, None if b is None else b.detach().float())
-
-
-_PACKERS = {
-    "fp16": (_pack_fp16, lambda x, w: torch.ops.quantized.linear_dynamic_fp16(x, w)),
-    "int8": (_pack_int8, lambda x, w: torch.ops.quantized.linear_dynamic(x, w, True)),
-}
 
 
 def _lstm_math(gi, gh, state):

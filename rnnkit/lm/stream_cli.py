@@ -6,9 +6,9 @@ train|generate|evaluate`` (``rnnkit.cli.lm``) is built from them, and so can
 ``rnnkit train --level char`` / ``rnnkit generate RUN`` / ``rnnkit evaluate RUN``.
 `main_job` is the README's two-minute demonstration.
 
-Threads: on the 2-core machine this was built on, one intra-op thread trained and
-generated faster than two for these model sizes (see benchmarks/README.md), so
-``--threads`` defaults to `DEFAULT_THREADS` on CPU.
+Threads: ``--threads`` defaults to torch's choice (all cores). On an idle 2-core machine two
+threads train a 1x512 LSTM 1.6x faster than one; on a machine busy with other work the second
+thread mostly waits and one is faster (see benchmarks/README.md).
 """
 from __future__ import annotations
 
@@ -23,8 +23,9 @@ from pathlib import Path
 from .charlm import CELLS, PRECISIONS
 from .stream_train import LEVEL_DEFAULTS, PRESETS
 
-#: Intra-op threads on CPU unless ``--threads`` says otherwise (measured: benchmarks/README.md).
-DEFAULT_THREADS = 1
+#: Intra-op threads on CPU unless ``--threads`` says otherwise: None keeps torch's choice (all
+#: cores), the fastest on an idle machine; on a busy shared one ``--threads 1`` is (benchmarks/README.md).
+DEFAULT_THREADS = None
 
 #: argparse dest -> engine option, for the options that map one to one.
 _OPTION_NAMES = {
@@ -40,8 +41,9 @@ _OPTION_NAMES = {
 def _set_threads(args) -> None:
     import torch
 
-    threads = getattr(args, "threads", None)
-    torch.set_num_threads(int(threads) if threads else DEFAULT_THREADS)
+    threads = getattr(args, "threads", None) or DEFAULT_THREADS
+    if threads:
+        torch.set_num_threads(int(threads))
 
 
 def _positive_int(text: str) -> int:
@@ -72,7 +74,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) ->
         parser.add_argument("--hidden", type=_positive_int, help=f"units per layer (char {c['hidden']}, word {w['hidden']})")
         parser.add_argument("--layers", type=_positive_int, help=f"recurrent layers (char {c['layers']}, word {w['layers']})")
         parser.add_argument("--embedding", type=_positive_int, help=f"embedding width (char {c['embedding']}, word {w['embedding']})")
-        parser.add_argument("--batch-size", type=_positive_int, help=f"parallel streams (default {c['batch_size']})")
+        parser.add_argument("--batch-size", type=_positive_int, help=f"parallel streams (per process under torchrun; default {c['batch_size']})")
         parser.add_argument("--seq-len", type=_positive_int, help=f"BPTT steps per batch (char {c['seq_len']}, word {w['seq_len']})")
         parser.add_argument("--lr", type=_positive_float, help=f"peak learning rate (char {c['lr']}, word {w['lr']})")
         parser.add_argument("--seed", type=int, help="seed for weights and dropout (default 0)")
@@ -96,7 +98,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) ->
     parser.add_argument("--eval-every", type=_positive_int, help="validate and checkpoint every N steps (default 500)")
     parser.add_argument("--log-every", type=_positive_int, help="metrics.jsonl line every N steps (default 10)")
     parser.add_argument("--device", help="cpu (default), cuda or auto")
-    parser.add_argument("--threads", type=_positive_int, help=f"CPU threads (default {DEFAULT_THREADS})")
+    parser.add_argument("--threads", type=_positive_int,
+                        help="CPU threads for torch (default: torch's choice, all cores; 1 on a busy machine)")
     parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
                         help="progress display (default: a bar on a terminal, lines otherwise)")
     parser.add_argument("--sample", type=int, default=0, metavar="N",
@@ -110,12 +113,13 @@ def train_options(args) -> dict:
 
 def train_from_args(args) -> int:
     """Run ``train`` from parsed arguments; 0 when the budget is reached, 130 when interrupted."""
+    from .. import distributed
     from .stream import StreamLM
     from .stream_train import train
 
     _set_threads(args)
     summary = train(args.out, resume=args.resume or False, progress=args.progress, **train_options(args))
-    if getattr(args, "sample", 0):
+    if getattr(args, "sample", 0) and distributed.launched_rank() == 0:
         lm = StreamLM.load(args.out)
         prime = "\n" if lm.level == "char" else ""
         print(f"--- sample from step {lm.step:,} ---")
@@ -133,19 +137,30 @@ def add_generate_arguments(parser: argparse.ArgumentParser, run_argument: bool =
     parser.add_argument("--top-k", type=_positive_int, help="sample among the k most likely tokens")
     parser.add_argument("--top-p", type=float, help="sample among the most likely tokens holding this probability")
     parser.add_argument("--beam-width", type=_positive_int, help="beam search instead of sampling (short completions)")
+    parser.add_argument("--num-samples", type=_positive_int, default=1, metavar="N",
+                        help="N independent samples generated together as one batch (printed when done; many "
+                             "times the characters per second of one stream); default 1, streamed")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed: same seed, same text (default 0)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default best)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                        help="weights for the per-token steps: fp32 (exact, default), fp16 or int8 (faster on CPU, "
-                             "slightly different numbers)")
-    parser.add_argument("--threads", type=_positive_int, help=f"CPU threads (default {DEFAULT_THREADS})")
+                        help="weights for the per-token steps: fp32 (default), fp16 or int8 (fbgemm: fewer bytes a "
+                             "token, slightly different numbers; faster than fp32 only on a busy CPU)")
+    parser.add_argument("--threads", type=_positive_int,
+                        help="CPU threads for torch and for numpy's BLAS, which runs an LSTM's per-token products "
+                             "(default: the cores other processes leave idle)")
 
 
 def generate_from_args(args) -> int:
+    import torch
+
+    from .fastgen import idle_cores, set_blas_threads
     from .sampling import check_sampling_args
     from .stream import StreamLM
 
-    _set_threads(args)
+    # Per-token steps are short: a thread that shares a busy core makes every step wait for it.
+    threads = args.threads or idle_cores()
+    torch.set_num_threads(threads)
+    set_blas_threads(threads)
     if args.length < 0:
         raise ValueError(f"--length must be >= 0, got {args.length}")
     check_sampling_args(args.temperature, args.top_k, args.top_p, args.beam_width)
@@ -154,6 +169,10 @@ def generate_from_args(args) -> int:
     if notes:
         kind = "characters" if lm.level == "char" else "words"
         print(f"rnnkit: warning: prime {kind} not in the model's vocabulary: {', '.join(notes)}", file=sys.stderr)
+    if args.num_samples > 1 and args.beam_width and args.beam_width > 1:
+        raise ValueError("--num-samples draws independent samples; it cannot be combined with --beam-width")
+    if args.num_samples > 1:
+        return _print_samples(lm, args)
     sys.stdout.write(args.prime)
     if args.beam_width and args.beam_width > 1:
         text, logp = lm.complete(args.prime, args.length, args.beam_width, args.precision)
@@ -165,6 +184,25 @@ def generate_from_args(args) -> int:
                                     args.precision))
     rate = count / max(time.perf_counter() - t0, 1e-9)
     print(f"{count:,} tokens at {rate:,.0f}/s from {lm.source} (step {lm.step:,})", file=sys.stderr)
+    return 0
+
+
+def _print_samples(lm, args) -> int:
+    """``--num-samples N``: N samples of one batch, each after a header line."""
+    import torch
+
+    ids, _ = lm.encode_prime(args.prime)
+    generator = torch.Generator().manual_seed(args.seed)
+    t0 = time.perf_counter()
+    samples = lm.model.generate_many(ids, args.length, args.num_samples, args.temperature, args.top_k, args.top_p,
+                                     generator, args.precision)
+    rate = args.num_samples * args.length / max(time.perf_counter() - t0, 1e-9)
+    prev = ids[-1] if args.prime else None
+    for k, tokens in enumerate(samples, 1):
+        print(f"--- sample {k} of {len(samples)} ---")
+        print(args.prime + lm.vocab.decode(tokens, prev))
+    print(f"{args.num_samples} x {args.length:,} tokens at {rate:,.0f}/s in all from {lm.source} (step {lm.step:,})",
+          file=sys.stderr)
     return 0
 
 
@@ -193,9 +231,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, run_argument: bool =
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default best)")
     parser.add_argument("--batch-size", type=_positive_int,
-                        help="parallel streams, each starting from the zero state (default: the run's batch size, "
-                             "so that --split valid reproduces training's validation loss)")
-    parser.add_argument("--threads", type=_positive_int, help=f"CPU threads (default {DEFAULT_THREADS})")
+                        help="parallel streams, each starting from the zero state (default: the run's batch size "
+                             "times its processes, so that --split valid reproduces training's validation loss)")
+    parser.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: torch's choice)")
 
 
 def evaluation_ids(lm, corpus: str, split: str | None, val_fraction: float | None):
@@ -233,7 +271,9 @@ def evaluate_from_args(args) -> int:
     if unknown:
         what = "characters were left out" if lm.level == "char" else "words scored as <unk>"
         print(f"rnnkit: warning: {unknown:,} {what} (not in the model's vocabulary)", file=sys.stderr)
-    report = lm.score(ids, batch_size=args.batch_size or train_cfg["batch_size"], seq_len=max(train_cfg["seq_len"], 256))
+    # Training validated with every process's streams: batch size x processes.
+    streams = train_cfg["batch_size"] * lm.meta.get("data", {}).get("world_size", 1)
+    report = lm.score(ids, batch_size=args.batch_size or streams, seq_len=max(train_cfg["seq_len"], 256))
     bits = "bpc" if lm.level == "char" else "bits_per_word"
     where = corpus + (f" [{split}]" if split else "")
     print(f"{where}: {report['tokens']:,} tokens | loss {report['loss']:.4f} nats | "
@@ -258,7 +298,8 @@ def main_job(minutes: float = 2.0, out: str | None = None, sample_length: int = 
     from .stream import StreamLM
     from .stream_train import train
 
-    torch.set_num_threads(DEFAULT_THREADS)
+    if DEFAULT_THREADS:
+        torch.set_num_threads(DEFAULT_THREADS)
     with tempfile.TemporaryDirectory(prefix="rnnkit-main-job-") as tmp:
         run = Path(out) if out else Path(tmp) / "run"
         print(f"Training a character LSTM on the Python standard library sources for {minutes:g} min ...",

@@ -1,9 +1,15 @@
-"""Stateful generation: the prime is fed once, then one step per token from the carried state."""
+"""Stateful generation: the prime is fed once, then one step per token from the carried state.
+
+Two engines step the state: the plain torch step (`CharLM.step`, any cell) and the fast numpy
+one (`rnnkit.lm.fastgen.FastLSTM`, LSTMs on the CPU, the default there). Both are float32 and
+agree to rounding: logits within 1e-5 of the logits' scale (measured: ~5e-7)."""
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
+from rnnkit.lm import fastgen
 from rnnkit.lm.charlm import CharLM, CharLMConfig
 from rnnkit.lm.stream import StreamLM
 from rnnkit.lm.streams import Vocab
@@ -31,11 +37,11 @@ def test_stepping_the_carried_state_equals_refeeding_the_whole_text(cell):
     torch.testing.assert_close(torch.stack(stepped), full[0, 4:], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru"])
-def test_greedy_generation_equals_greedy_decoding_by_refeeding(cell):
+@pytest.mark.parametrize("cell, engine", [("lstm", "fast"), ("lstm", "torch"), ("gru", "auto")])
+def test_greedy_generation_equals_greedy_decoding_by_refeeding(cell, engine):
     model = _model(cell)
     prime = [1, 2, 3]
-    generated = list(model.generate(prime, 40, temperature=0))
+    generated = list(model.generate(prime, 40, temperature=0, engine=engine))
     seq = list(prime)
     with torch.no_grad():
         for _ in range(40):
@@ -44,11 +50,12 @@ def test_greedy_generation_equals_greedy_decoding_by_refeeding(cell):
     assert generated == seq[len(prime):]
 
 
-def test_sampling_equals_sampling_from_refed_distributions():
+@pytest.mark.parametrize("engine", ["fast", "torch"])
+def test_sampling_equals_sampling_from_refed_distributions(engine):
     model = _model()
     prime = [4, 5]
     g = torch.Generator().manual_seed(11)
-    generated = list(model.generate(prime, 30, temperature=0.9, generator=g))
+    generated = list(model.generate(prime, 30, temperature=0.9, generator=g, engine=engine))
     # The same inverse-CDF draws from the distributions of full re-feeding give the same tokens.
     u = torch.rand(30, 1, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
     seq = list(prime)
@@ -122,3 +129,144 @@ def test_packed_steps_follow_the_float32_steps(cell, precision, tol):
     assert run() == run()
     with pytest.raises(ValueError, match="precision must be one of fp32, fp16, int8"):
         model.stepper("fp8")
+
+
+def _fast_vs_plain(model, precision, tokens):
+    """Largest |fast - plain fp32| logit difference over ``tokens`` after a prime, relative to the
+    logits' scale, and the two final states."""
+    fast = model.fast_stepper(precision, "fast")
+    logits, state = model.prime([1, 2, 3])
+    fast.load_state(state)
+    worst = 0.0
+    for t in tokens:
+        want, state = model.step(t.view(1), state)
+        got = torch.from_numpy(fast.step(int(t)))
+        worst = max(worst, float((got - want[0]).abs().max() / want.abs().max()))
+    return worst, fast.state(), state
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_fast_step_follows_the_plain_step(layers):
+    model = _model(layers=layers)
+    worst, fast_state, plain_state = _fast_vs_plain(model, "fp32", torch.randint(0, 13, (80,)))
+    assert worst < 1e-5
+    for got, want in zip(fast_state, plain_state):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("precision, tol", [("fp16", 3e-3), ("int8", 0.1)])
+def test_fast_packed_steps_follow_the_float32_steps(precision, tol):
+    worst, _, _ = _fast_vs_plain(_model(), precision, torch.randint(0, 13, (40,)))
+    assert worst <= tol
+
+
+@pytest.mark.parametrize("options", [{"temperature": 0.8}, {"temperature": 0}, {"temperature": 1.0, "top_k": 4},
+                                     {"temperature": 1.2, "top_p": 0.9}])
+def test_fast_and_plain_engines_generate_the_same_text(options):
+    model = _model(vocab=13, layers=2)
+    run = lambda engine: list(model.generate([3, 1, 4], 60, generator=torch.Generator().manual_seed(7),
+                                             engine=engine, **options))
+    assert run("fast") == run("torch") == run("auto")
+
+
+def test_engine_choice_and_fallback():
+    gru = _model("gru")
+    assert gru.fast_stepper() is None  # auto: other cells keep the plain step
+    with pytest.raises(ValueError, match="fast generation step is for LSTM cells, not gru"):
+        list(gru.generate([1], 5, engine="fast"))
+    with pytest.raises(ValueError, match="engine must be one of auto, fast, torch"):
+        list(_model().generate([1], 5, engine="numpy"))
+    assert isinstance(_model().fast_stepper(), fastgen.FastLSTM)
+
+
+@pytest.mark.parametrize("bound", [0.0, 1000.0])  # 1000: exp(z - bound / T) underflows, the fallback shift is used
+def test_fast_sampling_inverts_the_softmax_cdf(bound):
+    class Constant:  # a "model" whose next-token logits never change
+        logits = np.log(np.array([0.1, 0.2, 0.3, 0.4], np.float32))
+        logit_bound = bound
+
+        def step(self, token):
+            return self.logits
+    u = np.array([0.0, 0.05, 0.1001, 0.29, 0.31, 0.59, 0.61, 0.999])
+    assert list(fastgen.sample_stream(Constant(), Constant.logits, u, 1.0)) == [0, 0, 1, 1, 2, 2, 3, 3]
+    # temperature 0.5 squares the probabilities: 1, 4, 9, 16 over 30
+    u = np.array([0.03, 0.04, 0.16, 0.17, 0.46, 0.47])
+    assert list(fastgen.sample_stream(Constant(), Constant.logits, u, 0.5)) == [0, 1, 1, 2, 2, 3]
+
+
+def test_fast_logit_bound_holds():
+    model = _model()
+    fast = model.fast_stepper()
+    fast.load_state(model.prime([1, 2])[1])
+    assert max(float(fast.step(int(t)).max()) for t in torch.randint(0, 13, (50,))) <= fast.logit_bound
+
+
+@pytest.mark.parametrize("engine", ["fast", "torch"])
+def test_many_samples_in_one_batch(engine):
+    model = _model()
+    g = lambda: torch.Generator().manual_seed(9)  # noqa: E731
+    samples = model.generate_many([2, 7], 40, 4, 0.9, generator=g(), engine=engine)
+    assert len(samples) == 4 and all(len(s) == 40 for s in samples) and len(set(map(tuple, samples))) == 4
+    assert samples[0] == list(model.generate([2, 7], 40, 0.9, generator=g(), engine=engine))  # row 0 of the draws
+    assert samples == model.generate_many([2, 7], 40, 4, 0.9, generator=g(), engine=engine)
+    # every sample is a stream of its own: the draws of its row of uniforms from its own text, re-fed alone
+    u = torch.rand(4, 40, generator=g(), dtype=torch.float64)
+    for k in (1, 3):
+        seq = torch.tensor([2, 7] + samples[k])
+        with torch.no_grad():
+            logits, _ = model(seq[:-1].view(1, -1))
+        cdf = torch.softmax(logits[0, 1:].double() / 0.9, -1).cumsum(-1)
+        assert torch.searchsorted(cdf, u[k, :, None]).clamp(max=12).view(-1).tolist() == samples[k]
+    greedy = model.generate_many([2, 7], 15, 3, 0, engine=engine)
+    assert greedy == [list(model.generate([2, 7], 15, 0, engine=engine))] * 3
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 1"):
+        model.generate_many([1], 5, 0)
+
+
+@pytest.mark.parametrize("batch", [3, 6])  # up to 4 rows: one matrix-vector product each; above: one product
+def test_fast_batch_step_follows_the_plain_step(batch):
+    model = _model()
+    fast = model.fast_stepper(batch=batch)
+    tokens = torch.randint(0, 13, (30, batch))
+    state = model.initial_state(batch)
+    fast.load_state(state)
+    for t in tokens:
+        want, state = model.step(t, state)
+        got = torch.from_numpy(fast.step(t.numpy()))
+        assert float((got - want).abs().max() / want.abs().max()) < 1e-5
+    for got, want in zip(fast.state(), state):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A 3-step character run on a made-up text (no corpora needed)."""
+    from rnnkit.cli.main import main
+
+    root = tmp_path_factory.mktemp("generate")
+    corpus = root / "corpus.txt"
+    corpus.write_text("the quick brown fox jumps over the lazy dog.\n" * 100)
+    run = root / "run"
+    assert main(["lm", "train", "--corpus", str(corpus), "--out", str(run), "--steps", "3", "--hidden", "16",
+                 "--embedding", "8", "--batch-size", "4", "--seq-len", "16", "--eval-every", "3",
+                 "--progress", "none"]) == 0
+    return run
+
+
+def test_cli_num_samples_prints_each_sample(tiny_run, capsys):
+    from rnnkit.cli.main import main
+
+    capsys.readouterr()
+    args = ["lm", "generate", str(tiny_run), "--prime", "the ", "--length", "30", "--temperature", "0.9", "--seed", "2"]
+    assert main(args + ["--num-samples", "3"]) == 0
+    captured = capsys.readouterr()
+    blocks = captured.out.split("--- sample ")[1:]
+    assert [b.split("\n", 1)[0] for b in blocks] == ["1 of 3 ---", "2 of 3 ---", "3 of 3 ---"]
+    texts = [b.split("\n", 1)[1].rstrip("\n") for b in blocks]
+    assert all(t.startswith("the ") and len(t) == 4 + 30 for t in texts)
+    assert "3 x 30 tokens at" in captured.err
+    assert main(args) == 0
+    assert capsys.readouterr().out.rstrip("\n") == texts[0]  # the first sample is the single stream's text
+    assert main(args + ["--num-samples", "2", "--beam-width", "3"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["rnnkit: error: --num-samples draws independent samples; it cannot be combined with --beam-width"]

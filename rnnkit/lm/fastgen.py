@@ -1,0 +1,317 @@
+"""Fast generation from a character LSTM on the CPU, one stream or a batch of them.
+
+Sampling one character from a batch of one is a chain of matrix-vector products,
+so its speed is the speed of reading the weights from memory, plus whatever each
+operation costs to launch. `FastLSTM` keeps both small:
+
+* the embedding is folded into layer 1's input projection: a ``(vocab, 4*hidden)``
+  table (``embedding @ W_ih.T + biases``), so layer 1 reads one row of it and
+  multiplies only ``W_hh``;
+* every later layer is one product ``[W_ih | W_hh] @ [h_below; h_own]``: the
+  hidden states of all layers sit end to end in one buffer, so that input is a
+  slice of it, not a copy;
+* the products run in numpy (OpenBLAS), whose single-vector product is faster
+  than PyTorch's on the CPUs measured (benchmarks/README.md) and which splits
+  it over the cores; every other operation is an in-place numpy ufunc on a
+  preallocated buffer (about a microsecond each instead of a few for a tensor op);
+* the gate rows are reordered to ``i, f, o, g``, so one in-place ``torch.sigmoid_``
+  (a vectorised kernel, faster than numpy's) covers the three sigmoid gates.
+
+In float32 the results equal `CharLM.step`'s up to rounding (summation order),
+about 1e-6 relative on the logits. ``precision="fp16"``/``"int8"`` runs the
+products through fbgemm instead (`PACKERS`): fewer bytes, but at a batch of one
+those kernels were slower than OpenBLAS's float32 ones on the CPU measured.
+`sample_stream` draws the same uniforms as the plain path and inverts the same
+CDF, so the same seed gives the same text.
+
+OpenBLAS's threads spin while they wait for each other: on cores busy with other
+work that makes every product wait for a descheduled thread. `set_blas_threads`
+and `idle_cores` let the caller choose (the CLI uses the cores other processes leave idle).
+"""
+from __future__ import annotations
+
+import functools
+import os
+from typing import Iterator
+
+import numpy as np
+import torch
+
+__all__ = ["FastLSTM", "PACKERS", "unsupported", "sample_stream", "blas_threads", "set_blas_threads", "idle_cores"]
+
+
+def unsupported(model, precision: str = "fp32") -> str | None:
+    """None when `FastLSTM` can step ``model`` at ``precision``, else why not (one line)."""
+    if model.config.cell != "lstm":
+        return f"the fast generation step is for LSTM cells, not {model.config.cell}"
+    weight = model.head.weight
+    if weight.device.type != "cpu" or weight.dtype != torch.float32:
+        return f"the fast generation step needs float32 weights on the CPU, not {weight.dtype} on {weight.device}"
+    if precision not in FAST_PRECISIONS:
+        return f"the fast generation step supports precision {', '.join(FAST_PRECISIONS)}, not {precision}"
+    if precision != "fp32" and "fbgemm" not in torch.backends.quantized.supported_engines:
+        return f"precision {precision!r} needs PyTorch's fbgemm kernels (x86 CPUs)"
+    return None
+
+
+class FastLSTM:
+    """One stream of a `CharLM` with LSTM cells, stepped one token at a time in numpy;
+    ``batch=N`` steps N streams together (each product then reads the weights once for all).
+
+    Takes a snapshot of the weights: later changes to the model are not seen.
+
+    Example:
+        >>> fast = FastLSTM(model)                   # doctest: +SKIP
+        >>> logits, state = model.prime([5, 7, 9])   # doctest: +SKIP
+        >>> fast.load_state(state)                   # doctest: +SKIP
+        >>> logits = fast.step(3)                    # (vocab,) float32, valid until the next step
+    """
+
+    def __init__(self, model, precision: str = "fp32", batch: int | None = None):
+        why = unsupported(model, precision)
+        if why:
+            raise ValueError(why)
+        if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+            raise ValueError(f"batch must be a positive integer or None, got {batch!r}")
+        H, layers = model.config.hidden, model.config.layers
+        # PyTorch's gate order is i, f, g, o: put the three sigmoid gates first.
+        order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
+
+        def rows(w):  # reordered (an exact copy), float32, C-contiguous for a row-by-row product
+            return w.detach().float().index_select(0, order).numpy()
+
+        def bias(layer):
+            b = layer.bias_ih.detach().double() if layer.bias_ih is not None else torch.zeros(4 * H, dtype=torch.float64)
+            if layer.bias_hh is not None:
+                b = b + layer.bias_hh.detach().double()
+            return b
+
+        first = model.rnns[0]
+        # One row per token: embedding @ W_ih.T + biases, computed in float64 and rounded once.
+        table = model.embed.weight.detach().double() @ first.weight_ih.detach().double().T + bias(first)
+        self.table = rows(table.T).T.copy()  # (vocab, 4H)
+        weights = [rows(first.weight_hh)] + [
+            rows(torch.cat([layer.weight_ih, layer.weight_hh], 1)) for layer in model.rnns[1:]]
+        self.biases = [None] + [rows(bias(layer)[:, None])[:, 0].copy() for layer in model.rnns[1:]]
+        head_w = model.head.weight.detach().float().numpy().copy()
+        self.head_b = model.head.bias.detach().float().numpy().copy()
+        # No logit exceeds this: every |h| <= 1 (h = sigmoid * tanh), so |W h + b| <= |W|_1 + |b| per row.
+        self.logit_bound = float((model.head.weight.detach().double().abs().sum(1)
+                                  + model.head.bias.detach().double().abs()).max())
+        product = _PRODUCTS[precision]
+        self.products = [product(w, batch) for w in weights]
+        self.head_product = product(head_w, batch)
+        self.precision, self.batch = precision, batch
+        self.hidden, self.layers = H, layers
+
+        # A single stream has vectors (a matrix-vector product); a batch has rows (batch, features).
+        lead = () if batch is None else (batch,)
+        self.h = np.zeros(lead + (layers * H,), np.float32)  # h of every layer, end to end
+        self.c = [np.zeros(lead + (H,), np.float32) for _ in range(layers)]
+        self.gates = np.empty(lead + (4 * H,), np.float32)
+        self.logits = np.empty(lead + (len(self.head_b),), np.float32)
+        self._tmp = np.empty(lead + (H,), np.float32)
+        g = self.gates
+        self._gate_views = (torch.from_numpy(g[..., : 3 * H]), g[..., :H], g[..., H: 2 * H], g[..., 2 * H: 3 * H],
+                            g[..., 3 * H:])
+        # Per layer: (input slice of self.h, own slice of self.h, product, bias, cell state).
+        self._plan = [(self.h[..., max(i - 1, 0) * H: (i + 1) * H], self._own(i), self.products[i],
+                       self.biases[i], self.c[i]) for i in range(layers)]
+        self._top = self._own(layers - 1)
+
+    def _own(self, layer: int) -> np.ndarray:
+        return self.h[..., layer * self.hidden: (layer + 1) * self.hidden]
+
+    # ---------------------------------------------------------------- state
+    def load_state(self, state) -> None:
+        """Copy a `CharLM` state (per layer ``[h, c]``, each ``(batch, hidden)``; batch 1 for a
+        single stream) into the buffers."""
+        for i, (h, c) in enumerate(state):
+            self._own(i)[...] = h.detach().float().numpy().reshape(self._own(i).shape)
+            self.c[i][...] = c.detach().float().numpy().reshape(self.c[i].shape)
+
+    def state(self) -> list:
+        """The current state as a `CharLM` state (copies, ``(batch, hidden)`` tensors)."""
+        return [[torch.tensor(self._own(i)).view(-1, self.hidden), torch.tensor(self.c[i]).view(-1, self.hidden)]
+                for i in range(self.layers)]
+
+    # ----------------------------------------------------------------- step
+    def step(self, token) -> np.ndarray:
+        """Advance by ``token`` (an int; for a batch, ``(batch,)`` ints); returns the next-token
+        logits ``(vocab,)`` or ``(batch, vocab)`` (a buffer that the next step overwrites)."""
+        sig, i, f, o, g = self._gate_views
+        gates, tmp, mul, tanh, sigmoid_ = self.gates, self._tmp, np.multiply, np.tanh, torch.sigmoid_
+        for layer, (x, h, product, b, c) in enumerate(self._plan):
+            product(x, gates)
+            gates += self.table[token] if layer == 0 else b
+            sigmoid_(sig)
+            tanh(g, out=g)
+            c *= f
+            mul(i, g, out=tmp)
+            c += tmp
+            tanh(c, out=h)
+            h *= o
+        self.head_product(self._top, self.logits)
+        self.logits += self.head_b
+        return self.logits
+
+
+def sample_stream(fast: FastLSTM, logits: np.ndarray, uniforms: np.ndarray, temperature: float) -> Iterator[int]:
+    """Tokens drawn by inverting the softmax CDF at ``uniforms`` (float64, one per token),
+    stepping ``fast`` after each; ``logits`` are the first token's.
+
+    The same draw as `CharLM.generate`'s plain path: ``cdf = cumsum(softmax(logits / T))``,
+    the first index whose CDF reaches ``u`` (here on the unnormalised CDF against ``u * total``).
+    """
+    z = np.empty(len(logits), np.float64)
+    cdf = np.empty_like(z)
+    last = len(logits) - 1
+    # exp(z - shift) with shift = the bound of every logit / T cannot overflow, and saves finding the
+    # maximum each token; only when the shift makes everything underflow (a very low temperature)
+    # is the actual maximum used.
+    shift = fast.logit_bound / temperature
+    for u in uniforms.tolist():
+        np.divide(logits, temperature, out=z, dtype=np.float64)
+        z -= shift
+        np.exp(z, out=z)
+        np.add.accumulate(z, out=cdf)
+        if not cdf[-1] > 1e-200:
+            np.divide(logits, temperature, out=z, dtype=np.float64)
+            z -= z.max()
+            np.exp(z, out=z)
+            np.add.accumulate(z, out=cdf)
+        token = min(int(cdf.searchsorted(u * cdf[-1])), last)
+        yield token
+        logits = fast.step(token)
+
+
+# ------------------------------------------------------------------ products
+# ``product(w, batch)`` is made from a (rows, cols) float32 matrix and called as ``product(x, out)``:
+# ``out[:] = w @ x`` for a (cols,) vector ``x`` (batch None), or ``out[:] = x @ w.T`` for (batch, cols) rows.
+
+def _fp32_product(w: np.ndarray, batch: int | None):
+    if batch is None:
+        return lambda x, out: np.matmul(w, x, out=out)  # a matrix-vector product (BLAS gemv)
+    if batch <= 4:  # measured: a few matrix-vector products beat one thin matrix product (OpenBLAS packs w)
+        def rows(x, out):
+            for k in range(batch):
+                np.matmul(w, x[k], out=out[k])
+        return rows
+    wt = w.T
+    return lambda x, out: np.matmul(x, wt, out=out)
+
+
+def _pack_fp16(w, b=None):
+    return torch.ops.quantized.linear_prepack_fp16(w.detach().float(), None if b is None else b.detach().float())
+
+
+def _pack_int8(w, b=None):
+    import warnings
+
+    w = w.detach().float()
+    scales = (w.abs().amax(1) / 127).clamp(min=1e-12).double()
+    with warnings.catch_warnings():  # quantized tensors are deprecated in torch 2.13 but still the way into fbgemm
+        warnings.simplefilter("ignore")
+        q = torch.quantize_per_channel(w, scales, torch.zeros(w.shape[0], dtype=torch.long), 0, torch.qint8)
+    return torch.ops.quantized.linear_prepack(q, None if b is None else b.detach().float())
+
+
+#: precision -> (pack a weight and optional bias for fbgemm, ``linear(x (batch, in), packed)``).
+PACKERS = {
+    "fp16": (_pack_fp16, lambda x, w: torch.ops.quantized.linear_dynamic_fp16(x, w)),
+    "int8": (_pack_int8, lambda x, w: torch.ops.quantized.linear_dynamic(x, w, True)),
+}
+
+
+def _packed_product(precision: str):
+    pack, linear = PACKERS[precision]
+
+    def make(w: np.ndarray, batch: int | None):
+        packed, cols = pack(torch.from_numpy(w)), w.shape[1]
+
+        def product(x, out):
+            np.copyto(out, linear(torch.from_numpy(x).reshape(-1, cols), packed).numpy().reshape(out.shape))
+        return product
+    return make
+
+
+_PRODUCTS = {"fp32": _fp32_product, "fp16": _packed_product("fp16"), "int8": _packed_product("int8")}
+FAST_PRECISIONS = tuple(_PRODUCTS)
+
+
+# ------------------------------------------------------------------- threads
+# numpy has no call for its BLAS's thread count; OpenBLAS exports one, under a prefix and
+# suffix that depend on the build (numpy's wheels: ``scipy_openblas_..._64_``).
+_OPENBLAS_PREFIXES = ("scipy_openblas", "openblas")
+_OPENBLAS_SUFFIXES = ("64_", "_64", "")
+
+
+@functools.lru_cache(maxsize=None)
+def _openblas():
+    """numpy's OpenBLAS thread functions ``(get, set)`` through ctypes, or None."""
+    import ctypes
+
+    try:  # the libraries this process has loaded (Linux); numpy's BLAS is among them
+        with open("/proc/self/maps", encoding="utf-8") as fh:
+            paths = sorted({line.split()[-1] for line in fh if "openblas" in line.lower() and "/" in line})
+    except OSError:
+        return None
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in _OPENBLAS_PREFIXES:
+            for suffix in _OPENBLAS_SUFFIXES:
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    get.restype, put.argtypes = ctypes.c_int, [ctypes.c_int]
+                    return get, put
+    return None
+
+
+def blas_threads() -> int | None:
+    """Threads numpy's OpenBLAS uses for the fp32 products, or None where it cannot be found."""
+    lib = _openblas()
+    return int(lib[0]()) if lib else None
+
+
+def idle_cores(window: float = 0.2) -> int:
+    """Cores that other processes leave idle, measured over ``window`` seconds (at least 1):
+    a safe count of BLAS threads.
+
+    OpenBLAS's threads wait for each other by spinning; when one shares its core with other
+    work, every product waits for it to be scheduled again, and generation gets an order of
+    magnitude slower than on a single thread (measured on 2 busy cores: 190 vs 4,700 chars/s
+    for a 1x512 LSTM). Where ``/proc/stat`` is missing the 1-minute load average stands in.
+    """
+    import time
+
+    cores = os.cpu_count() or 1
+    try:
+        before = _cpu_jiffies()
+        time.sleep(window)
+        after = _cpu_jiffies()
+        busy = (after[0] - before[0]) / max(after[1] - before[1], 1) * cores
+    except (OSError, ValueError, IndexError):
+        try:
+            busy = os.getloadavg()[0]
+        except (AttributeError, OSError):  # not on every platform
+            return cores
+    return max(1, min(cores, int(cores - busy + 0.5)))
+
+
+def _cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) CPU time of the whole machine so far, in clock ticks (Linux)."""
+    with open("/proc/stat", encoding="ascii") as fh:
+        ticks = [int(v) for v in fh.readline().split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)  # all but idle and iowait
+
+
+def set_blas_threads(n: int) -> bool:
+    """Use ``n`` threads in numpy's OpenBLAS; False (nothing changed) where it cannot be found."""
+    lib = _openblas()
+    if lib:
+        lib[1](int(n))
+    return bool(lib)
