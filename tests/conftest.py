@@ -13,6 +13,8 @@ FIXTURES = REPO / "tests" / "fixtures"
 # One intra-op thread: the suite's models are small, and on a 2-core machine OpenMP's
 # thread hand-offs cost more than they save (10x slower small matmuls under load).
 torch.set_num_threads(1)
+# ... and the same for the CLI runs and workers the tests start as subprocesses.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)
