@@ -175,7 +175,9 @@ def test_refused_commands_leave_the_run_and_json_untouched(small_run, tmp_path, 
 
 
 @pytest.mark.parametrize("setup, argv, message", [
-    (lambda d: (d / "run").write_text("x"), ["train", "--out", "{d}/run"], "is a file"),
+    # a corpus file of its own: the check must not depend on the shared corpora (or the network)
+    (lambda d: ((d / "run").write_text("x"), (d / "c.txt").write_text("shall i compare thee\nto a day\n")),
+     ["train", "--out", "{d}/run", "--corpus", "{d}/c.txt"], "is a file"),
     (lambda d: None, ["train", "--out", "{d}/run", "--epochs", "0"], "epochs must be a positive integer"),
     (lambda d: None, ["train", "--out", "{d}/run", "--resume"], "no such run folder"),
     (lambda d: (d / "run").mkdir(), ["train", "--out", "{d}/run", "--resume"], "not an rnnkit run folder"),
