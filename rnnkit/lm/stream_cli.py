@@ -23,10 +23,6 @@ from pathlib import Path
 from .charlm import CELLS, PRECISIONS
 from .stream_train import LEVEL_DEFAULTS, PRESETS
 
-#: Intra-op threads on CPU unless ``--threads`` says otherwise: None keeps torch's choice (all
-#: cores), the fastest on an idle machine; on a busy shared one ``--threads 1`` is (benchmarks/README.md).
-DEFAULT_THREADS = None
-
 #: argparse dest -> engine option, for the options that map one to one.
 _OPTION_NAMES = {
     "corpus": "corpus", "level": "level", "preset": "preset", "cell": "cell", "layers": "layers",
@@ -41,8 +37,8 @@ _OPTION_NAMES = {
 def _set_threads(args) -> None:
     import torch
 
-    threads = getattr(args, "threads", None) or DEFAULT_THREADS
-    if threads:
+    threads = getattr(args, "threads", None)
+    if threads:  # otherwise torch's own choice (all cores)
         torch.set_num_threads(int(threads))
 
 
@@ -293,13 +289,9 @@ def main_job(minutes: float = 2.0, out: str | None = None, sample_length: int = 
 
     Works offline. ``out`` keeps the run folder; by default it is temporary.
     """
-    import torch
-
     from .stream import StreamLM
     from .stream_train import train
 
-    if DEFAULT_THREADS:
-        torch.set_num_threads(DEFAULT_THREADS)
     with tempfile.TemporaryDirectory(prefix="rnnkit-main-job-") as tmp:
         run = Path(out) if out else Path(tmp) / "run"
         print(f"Training a character LSTM on the Python standard library sources for {minutes:g} min ...",
