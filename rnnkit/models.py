@@ -212,7 +212,10 @@ class Sequential(Model):
                     f"model {self.name!r}: layer {prev.name!r} has {len(shape)} outputs (return_state=True?); "
                     f"a Sequential layer must have exactly one output"
                 )
-            layer.build_for(shape) if not layer.built else None
+            if layer.built:
+                layer._check_shape(shape)  # a layer built elsewhere must accept this stack's shape
+            else:
+                layer.build_for(shape)
             shape = layer.compute_output_shape(shape)
         self._final_shape = shape
 
@@ -249,7 +252,10 @@ class Sequential(Model):
             if i == last and return_logits:
                 y = layer.logits(x)
             else:
-                y = layer(x, **kwargs)
+                # The model's own call has converted, placed and checked the input, and the
+                # layers' shapes were checked as the stack was built, so each layer runs as a
+                # plain module: Layer.__call__'s per-call conversions cost more than a small step.
+                y = nn.Module.__call__(layer, x, **kwargs)
             if isinstance(y, list):
                 raise ValueError(
                     f"model {self.name!r}: layer {layer.name!r} returned {len(y)} outputs (return_state=True?); "

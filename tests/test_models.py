@@ -137,6 +137,24 @@ def test_shape_mismatch_between_model_and_data_is_clear():
         m(np.zeros((2, 5), "float32"))
 
 
+def test_layer_built_elsewhere_must_fit_the_stack():
+    # Inside a model layers run without per-call checks, so a shared layer is checked as the stack is built.
+    shared = Dense(2)
+    shared(np.zeros((1, 3), "float32"))
+    with pytest.raises(ValueError, match=r"layer 'dense\w*' \(Dense\) expected input shape \(None, 3\), got \(None, 5\)"):
+        rnnkit.Sequential([Dense(5, input_shape=(4,)), shared])
+    ok = rnnkit.Sequential([Dense(3, input_shape=(4,)), shared])
+    assert ok(np.zeros((2, 4), "float32")).shape == (2, 2)
+
+
+def test_device_follows_to():
+    m = seed_model_1()
+    m(np.zeros((1, 33), "int64"))  # caches the parameters' device
+    assert m.device == torch.device("cpu") and m.layers[1]._param_device() == torch.device("cpu")
+    m.to("meta")
+    assert m.device.type == "meta" and m.layers[1]._param_device().type == "meta"
+
+
 def test_duplicate_layer_names_refused():
     with pytest.raises(ValueError, match="unique names"):
         rnnkit.Sequential([Dense(2, name="a", input_shape=(2,)), Dense(2, name="a")])

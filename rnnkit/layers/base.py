@@ -163,14 +163,17 @@ class Layer(nn.Module):
         return super().__call__(inputs, *args, **kwargs)
 
     def _check_input(self, x: torch.Tensor) -> None:
+        self._check_shape(tuple(x.shape))
+
+    def _check_shape(self, got: Shape) -> None:
         # Keras's rule for a built layer: same rank and same feature (last) axis; the
         # batch and time axes may vary, so a sequence model runs on any length.
         expected = self._build_input_shape
-        if expected is None or isinstance(expected, list):
+        if expected is None or isinstance(expected, list) or isinstance(got, list):
             return
-        got = tuple(x.shape)
+        got = tuple(got)
         if len(got) != len(expected) or (
-            len(got) > 1 and expected[-1] is not None and expected[-1] != got[-1]
+            len(got) > 1 and expected[-1] is not None and got[-1] is not None and expected[-1] != got[-1]
         ):
             raise ValueError(
                 f"layer {self.name!r} ({type(self).__name__}) expected input shape "
@@ -178,9 +181,23 @@ class Layer(nn.Module):
             )
 
     def _param_device(self) -> torch.device | None:
+        # Cached: walking the module tree on every call costs more than a small layer's
+        # forward. ``_apply`` (behind .to/.cpu/.cuda) clears the cache.
+        cached = self.__dict__.get("_device_cache", False)
+        if cached is not False:
+            return cached
+        device = getattr(self, "_device_hint", None)
         for p in self.parameters():
-            return p.device
-        return getattr(self, "_device_hint", None)
+            device = p.device
+            break
+        if self.built:
+            self.__dict__["_device_cache"] = device
+        return device
+
+    def _apply(self, fn, *args, **kwargs):
+        for module in self.modules():
+            module.__dict__.pop("_device_cache", None)
+        return super()._apply(fn, *args, **kwargs)
 
     # --------------------------------------------------------------- weights
     @property

@@ -575,19 +575,32 @@ class Bidirectional(Layer):
                 )
             f_init, b_init = f.initial_states(inputs, initial_state[:n]), b.initial_states(inputs, initial_state[n:])
         else:
-            f_init, b_init = f.initial_states(inputs, None), b.initial_states(inputs, None)
+            f_init = b_init = None
 
         mode = self._fused_pair(training)
         if mode is not None:
-            hx = tuple(torch.stack([fs, bs]) for fs, bs in zip(f_init, b_init))
+            if f_init is None:
+                # One zeros tensor for both directions: fewer temporaries on a path run every step.
+                hx = (inputs.new_zeros(2, inputs.shape[0], f.units),) * f.n_states
+            else:
+                hx = tuple(torch.stack([fs, bs]) for fs, bs in zip(f_init, b_init))
             seq, finals = fused_run(mode, inputs, mask, hx, f.flat_weights() + b.flat_weights(), f.use_bias, True)
+            f_states, b_states = [s[0] for s in finals], [s[1] for s in finals]
             u = f.units
-            f_last, b_last = seq[:, -1, :u], seq[:, 0, u:]
+            if mask is None and seq.shape[1]:
+                # Unmasked, each direction's last output is its final hidden state; taking
+                # it from there spares the backward pass a scatter into the whole sequence.
+                f_last, b_last = f_states[0], b_states[0]
+            else:
+                f_last, b_last = seq[:, -1, :u], seq[:, 0, u:]
             if f.zero_output_for_mask and mask is not None:
                 seq = seq * mask.unsqueeze(-1)
+            if self.return_sequences and self.merge_mode == "concat" and not self.return_state:
+                return seq  # already [forward | backward] on the last axis
             f_seq, b_seq = seq[..., :u], seq[..., u:]
-            f_states, b_states = [s[0] for s in finals], [s[1] for s in finals]
         else:
+            if f_init is None:
+                f_init, b_init = f.initial_states(inputs, None), b.initial_states(inputs, None)
             f_seq, f_states = f.run(inputs, mask, f_init, training)
             b_seq, b_states = b.run(inputs, mask, b_init, training)
             f_last, b_last = f_seq[:, -1], b_seq[:, -1]
