@@ -19,6 +19,10 @@ nn.Conv1d, ...), the same step with ``torch.optim.Adam(fused=True)``;
 worker processes (``benchmarks/keras_worker.py``) run by ``--keras-python``. ``fit`` runs are
 timed from the end of their first batch to the end of their last.
 
+Allocator: every candidate in this process runs with rnnkit's malloc setting
+(`rnnkit.allocator.keep_freed_memory`, which ``fit`` applies anyway), so the ratios
+measure the frameworks, not glibc; ``RNNKIT_KEEP_FREED_MEMORY=0`` runs without it.
+
 Thread settings: ``--threads 1,2`` runs every table twice: with ``torch.set_num_threads(n)``
 for the PyTorch candidates and Keras-torch, and for Keras-TF 1 intra-op thread (n=1) or
 TensorFlow's default (otherwise). Candidates alternate in rounds after a warm-up (the
@@ -43,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import rnnkit
+from rnnkit.allocator import keep_freed_memory
 from rnnkit.layers import GRU, LSTM, Bidirectional, Conv1D, Dense, Embedding, MaxPooling1D
 from rnnkit.layers import _gru_cpu
 from rnnkit.training.losses import SparseCategoricalCrossentropy
@@ -276,7 +281,9 @@ def main(argv=None) -> int:
         print(f"no Keras Python at {args.keras_python}: Keras candidates skipped (--keras-python)", file=sys.stderr)
         use_keras = False
 
+    kept = keep_freed_memory()
     header = [f"command: {' '.join([Path(sys.executable).name, *sys.argv])}",
+              f"malloc keeps freed memory (rnnkit.allocator): {kept}",
               f"machine: {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
               f"torch {torch.__version__}, rnnkit {rnnkit.__version__}",
               f"start: {load()}"]

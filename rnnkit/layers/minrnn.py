@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -105,6 +106,31 @@ _SHIFT = 80.0
 
 def _block_steps(batch: int, units: int) -> int:
     return max(1, _BLOCK_ELEMENTS // (batch * units))
+
+
+def _numpy_ok(t: torch.Tensor) -> bool:
+    """Whether the per-step loops can run as numpy calls on ``t``'s memory (CPU, float32/64)."""
+    return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
+
+
+def _np_recur(a: np.ndarray, b: np.ndarray, prev: np.ndarray, out: np.ndarray) -> None:
+    """``out[t] = a[t] * out[t-1] + b[t]`` along axis 0, from ``out[-1] = prev``."""
+    for a_t, b_t, o_t in zip(a, b, out):
+        np.multiply(a_t, prev, out=o_t)
+        np.add(o_t, b_t, out=o_t)
+        prev = o_t
+
+
+def _np_recur_back(a: np.ndarray, G: np.ndarray, accumulate: bool) -> None:
+    """Reverse recurrence along axis 0 from ``G[-1]``: ``G[t] (+)= a[t+1] * G[t+1]``
+    (added to what ``G[t]`` holds with ``accumulate``, else replacing it)."""
+    tmp = np.empty_like(G[0])
+    for t in range(len(G) - 2, -1, -1):
+        if accumulate:
+            np.multiply(a[t + 1], G[t + 1], out=tmp)
+            np.add(G[t], tmp, out=G[t])
+        else:
+            np.multiply(a[t + 1], G[t + 1], out=G[t])
 
 
 def _update_gate(P: torch.Tensor, z: torch.Tensor, sl: slice) -> torch.Tensor:
@@ -168,6 +194,7 @@ class _FusedScan(torch.autograd.Function):
         keep = None if keep is None else keep.transpose(0, 1)
         prev = h0
         n = _block_steps(batch, units)
+        a_buf = h.new_empty(min(n, time), batch, units) if _numpy_ok(x) else None
         for start in range(0, time, n):
             sl, rows = slice(start, start + n), slice(start * batch, (start + n) * batch)
             for Pj, w, b in zip(P, ws, biases):
@@ -182,8 +209,16 @@ class _FusedScan(torch.autograd.Function):
             gk = kb.clamp(min=0.0).add_(s)  # g(k) = relu(k) + sigmoid(min(k, 0))
             # g'(k), kept in k's place for the backward: 1 for k > 0, s (1 - s) for k <= 0 (< 1).
             torch.maximum(kb.gt_(0.0), s.addcmul_(s, s, value=-1.0), out=kb)
-            for z_t, g_t, h_t in zip(zb.unbind(0), gk.unbind(0), h[sl].unbind(0)):
-                prev = torch.lerp(prev, g_t, z_t, out=h_t)
+            if _numpy_ok(x):
+                # h_t = a_t h_{t-1} + b_t as two numpy calls per step (~1 us each, where a torch
+                # call costs ~5 us of dispatch on (batch, units) slabs this small).
+                b = gk.mul_(zb)
+                _np_recur(torch.sub(1.0, zb, out=a_buf[: len(zb)]).numpy(), b.numpy(),
+                          prev.detach().numpy(), h[sl].numpy())
+                prev = h[sl][-1]
+            else:
+                for z_t, g_t, h_t in zip(zb.unbind(0), gk.unbind(0), h[sl].unbind(0)):
+                    prev = torch.lerp(prev, g_t, z_t, out=h_t)
         ctx.save_for_backward(x2, weight, h0, P, z, h)
         ctx.has_bias = bias is not None
         ctx.set_materialize_grads(False)
@@ -211,17 +246,24 @@ class _FusedScan(torch.autograd.Function):
             steps = len(zb)
             gP, Gb = grad_P[:, :steps], G[:steps]
             gs, zs = Gb.unbind(0), zb.unbind(0)
+            use_np = _numpy_ok(Gb)
             if grad_h is not None:
                 a = 1.0 - zb
                 Gb.copy_(grad_h[sl])
                 if carry is not None:
                     gs[-1].add_(carry)
-                for t in range(steps - 2, -1, -1):
-                    gs[t].addcmul_(a[t + 1], gs[t + 1])
+                if use_np:
+                    _np_recur_back(a.numpy(), Gb.numpy(), accumulate=True)
+                else:
+                    for t in range(steps - 2, -1, -1):
+                        gs[t].addcmul_(a[t + 1], gs[t + 1])
             elif carry is not None:  # only the last state has a gradient: G_t = (1 - z_{t+1}) G_{t+1}
                 gs[-1].copy_(carry)
-                for t in range(steps - 2, -1, -1):
-                    torch.addcmul(gs[t + 1], zs[t + 1], gs[t + 1], value=-1.0, out=gs[t])
+                if use_np:
+                    _np_recur_back(torch.sub(1.0, zb).numpy(), Gb.numpy(), accumulate=False)
+                else:
+                    for t in range(steps - 2, -1, -1):
+                        torch.addcmul(gs[t + 1], zs[t + 1], gs[t + 1], value=-1.0, out=gs[t])
             else:
                 Gb.zero_()
             torch.mul(Gb, zb, out=gP[-1]).mul_(P[-1][sl])  # dL/dk = G z g'(k)

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import distributed
+from ..allocator import keep_freed_memory
 from ..utils import atomic_write_text
 from . import checkpoint as ckpt
 from .run import RunFolder
@@ -385,6 +386,7 @@ def train(
 
 def _train(out: Path, resume, progress: str, on_log, options: dict) -> dict:
     """`train`'s run, in a process group already joined when data-parallel."""
+    keep_freed_memory()  # steps reuse freed activations instead of faulting in fresh pages
     world, rank = distributed.world_size(), distributed.rank()
     main = rank == 0
     saved_tensors, saved = _open_run(out, resume)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..allocator import keep_freed_memory
 from . import checkpoint
 from .model import Seq2Seq, Seq2SeqConfig
 from .tasks import TaskData
@@ -90,6 +91,7 @@ def _fmt_time(seconds: float) -> str:
 def train(model: Seq2Seq, data: TaskData, cfg: TrainConfig, run_dir: str | Path | None = None,
           task_spec: dict | None = None, progress: bool = True, out=None) -> dict:
     """Train ``model`` on ``data``; returns the training record (also saved in the checkpoint)."""
+    keep_freed_memory()  # steps reuse freed activations instead of faulting in fresh pages
     old_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

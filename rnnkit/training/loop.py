@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .. import distributed
+from ..allocator import keep_freed_memory
 from ..layers.base import as_tensor
 from .callbacks import CallbackList, History
 from .compile import build_training_state
@@ -122,6 +123,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
     if kwargs:
         raise TypeError(f"fit() got unexpected argument(s): {', '.join(sorted(kwargs))}")
     _require_compiled(model)
+    keep_freed_memory()  # steps reuse freed activations instead of faulting in fresh pages
     device = model.device
     x = _to_tensor(x, device, "x")
     y = _to_tensor(y, device, "y")
