@@ -184,8 +184,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
         model.train()
         for m in state.metrics:
             m.reset()
-        loss_sum = torch.zeros((), device=device)
-        seen = torch.zeros((), device=device)
+        loss_sum, seen = 0.0, 0  # Python numbers: the loss is read back every step anyway
         order = None
         if shuffle:
             gen = torch.Generator().manual_seed(shuffle_seed + epoch)
@@ -224,7 +223,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
                 for m in state.metrics:
                     m.update(yb, pred.detach(), out_mask)
             bs = len(yb)
-            loss_sum += loss.detach() * bs
+            loss_sum += loss_value * bs
             seen += bs
             global_step += 1
             logs = {"loss": loss_value, "size": bs * world}
@@ -234,7 +233,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
             if model.stop_training:
                 break
         # Epoch figures over all ranks' samples, so every rank's callbacks decide alike.
-        totals = distributed.all_reduce_sum(torch.stack([loss_sum, seen]))
+        totals = distributed.all_reduce_sum(torch.tensor([loss_sum, seen], dtype=torch.float64))
         logs = {"loss": float(totals[0]) / max(float(totals[1]), 1.0)}
         for m in state.metrics:
             m.sync()

@@ -82,6 +82,8 @@ class Optimizer:
         return self.torch_optimizer
 
     def clip(self, params) -> None:
+        if self.clipvalue is None and self.clipnorm is None and self.global_clipnorm is None:
+            return
         grads = [p.grad for p in params if p.grad is not None]
         if not grads:
             return
