@@ -73,9 +73,10 @@ class SparseCategoricalCrossentropy(Loss):
             )
         y_true = y_true.long()
         classes = y_pred.shape[-1]
-        if y_true.numel() and (int(y_true.min()) < 0 or int(y_true.max()) >= classes):
-            bad = int(y_true.min()) if int(y_true.min()) < 0 else int(y_true.max())
-            raise ValueError(f"label {bad} is out of range for an output of {classes} classes")
+        if y_true.numel():
+            lo, hi = (int(v) for v in torch.aminmax(y_true))  # one pass: this runs every step
+            if lo < 0 or hi >= classes:
+                raise ValueError(f"label {lo if lo < 0 else hi} is out of range for an output of {classes} classes")
         flat_pred = y_pred.reshape(-1, classes)
         if logits:
             losses = F.cross_entropy(flat_pred, y_true.reshape(-1), reduction="none")
