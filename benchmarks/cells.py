@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 import rnnkit.bench as bench
+from rnnkit.allocator import keep_freed_memory
 from rnnkit.bench.candidates import TaskShape
 from rnnkit.bench.measure import Trainer, summarize, time_side_by_side
 from rnnkit.bench.runner import make_batches
@@ -156,6 +157,7 @@ def main() -> int:
     ap.add_argument("--json", metavar="PATH", help="also write every measurement as JSON")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as rnnkit's training does (RNNKIT_KEEP_FREED_MEMORY=0 to compare without)
 
     print(f"## targets ({load()})", file=sys.stderr)
     rows = targets(args.steps)

@@ -7,6 +7,7 @@ import time
 
 import torch
 
+from ..allocator import keep_freed_memory
 from ..training.compile import resolve_device
 from .candidates import TaskShape, build_candidate, parse_cells
 from .claims import TOLERANCE, verdicts
@@ -103,6 +104,7 @@ def run(
     if threads is not None:
         _positive("threads", threads)
     dev = resolve_device(device)
+    keep_freed_memory()  # as rnnkit's training does: timed steps, not page faults
     saved_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)

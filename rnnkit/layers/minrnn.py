@@ -115,22 +115,24 @@ def _numpy_ok(t: torch.Tensor) -> bool:
 
 def _np_recur(a: np.ndarray, b: np.ndarray, prev: np.ndarray, out: np.ndarray) -> None:
     """``out[t] = a[t] * out[t-1] + b[t]`` along axis 0, from ``out[-1] = prev``."""
-    for a_t, b_t, o_t in zip(a, b, out):
-        np.multiply(a_t, prev, out=o_t)
-        np.add(o_t, b_t, out=o_t)
-        prev = o_t
+    with np.errstate(all="ignore"):  # inf/nan propagate silently, as in the torch ops
+        for a_t, b_t, o_t in zip(a, b, out):
+            np.multiply(a_t, prev, out=o_t)
+            np.add(o_t, b_t, out=o_t)
+            prev = o_t
 
 
 def _np_recur_back(a: np.ndarray, G: np.ndarray, accumulate: bool) -> None:
     """Reverse recurrence along axis 0 from ``G[-1]``: ``G[t] (+)= a[t+1] * G[t+1]``
     (added to what ``G[t]`` holds with ``accumulate``, else replacing it)."""
     tmp = np.empty_like(G[0])
-    for t in range(len(G) - 2, -1, -1):
-        if accumulate:
-            np.multiply(a[t + 1], G[t + 1], out=tmp)
-            np.add(G[t], tmp, out=G[t])
-        else:
-            np.multiply(a[t + 1], G[t + 1], out=G[t])
+    with np.errstate(all="ignore"):  # inf/nan propagate silently, as in the torch ops
+        for t in range(len(G) - 2, -1, -1):
+            if accumulate:
+                np.multiply(a[t + 1], G[t + 1], out=tmp)
+                np.add(G[t], tmp, out=G[t])
+            else:
+                np.multiply(a[t + 1], G[t + 1], out=G[t])
 
 
 def _update_gate(P: torch.Tensor, z: torch.Tensor, sl: slice) -> torch.Tensor:
