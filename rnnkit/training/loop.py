@@ -77,12 +77,16 @@ def _forward_loss(model, xb, yb, training: bool, runner=None):
         else:
             out, out_mask = (runner or model)(xb, training=training), None
     out = out.float()  # losses in fp32 whatever the compute precision
-    per = loss.per_sample(yb, out, logits=use_logits or loss.from_logits)
-    if out_mask is not None and out_mask.shape == per.shape:
-        m = out_mask.to(per.dtype)
-        data_loss = (per * m).sum() / m.sum().clamp(min=1)
+    logits = use_logits or loss.from_logits
+    if out_mask is not None and out_mask.shape == out.shape[: out_mask.dim()] and out_mask.dim() == out.dim() - 1:
+        per = loss.per_sample(yb, out, logits=logits)
+        if out_mask.shape == per.shape:
+            m = out_mask.to(per.dtype)
+            data_loss = (per * m).sum() / m.sum().clamp(min=1)
+        else:
+            data_loss = per.mean()
     else:
-        data_loss = per.mean()
+        data_loss = loss.mean(yb, out, logits=logits)
     total = data_loss
     penalty = model.regularization_loss()
     if penalty is not None:

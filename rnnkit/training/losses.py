@@ -25,9 +25,13 @@ class Loss:
     def per_sample(self, y_true: torch.Tensor, y_pred: torch.Tensor, logits: bool) -> torch.Tensor:
         raise NotImplementedError
 
+    def mean(self, y_true: torch.Tensor, y_pred: torch.Tensor, logits: bool) -> torch.Tensor:
+        """The mean of `per_sample` (a loss may compute it in one fused op)."""
+        return self.per_sample(y_true, y_pred, logits).mean()
+
     def __call__(self, y_true, y_pred) -> torch.Tensor:
         y_true, y_pred = torch.as_tensor(y_true), torch.as_tensor(y_pred)
-        return self.per_sample(y_true, y_pred, self.from_logits).mean()
+        return self.mean(y_true, y_pred, self.from_logits)
 
     def get_config(self) -> dict:
         return {"name": self.name, "from_logits": self.from_logits}
@@ -63,7 +67,9 @@ class SparseCategoricalCrossentropy(Loss):
     name = "sparse_categorical_crossentropy"
     logit_activation = "softmax"
 
-    def per_sample(self, y_true, y_pred, logits):
+    @staticmethod
+    def _labels(y_true, y_pred) -> torch.Tensor:
+        """``y_true`` checked against the output and as int64 of shape ``y_pred.shape[:-1]``."""
         if y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1:
             y_true = y_true.squeeze(-1)
         if tuple(y_true.shape) != tuple(y_pred.shape[:-1]):
@@ -77,13 +83,27 @@ class SparseCategoricalCrossentropy(Loss):
             lo, hi = (int(v) for v in torch.aminmax(y_true))  # one pass: this runs every step
             if lo < 0 or hi >= classes:
                 raise ValueError(f"label {lo if lo < 0 else hi} is out of range for an output of {classes} classes")
-        flat_pred = y_pred.reshape(-1, classes)
+        return y_true
+
+    def _losses(self, y_true, y_pred, logits, reduction):
+        y_true = self._labels(y_true, y_pred)
+        flat_pred, flat_true = y_pred.reshape(-1, y_pred.shape[-1]), y_true.reshape(-1)
         if logits:
-            losses = F.cross_entropy(flat_pred, y_true.reshape(-1), reduction="none")
+            losses = F.cross_entropy(flat_pred, flat_true, reduction=reduction)
         else:
             p = flat_pred / flat_pred.sum(-1, keepdim=True)
-            losses = F.nll_loss(torch.log(p.clamp(EPSILON, 1 - EPSILON)), y_true.reshape(-1), reduction="none")
-        return losses.reshape(y_true.shape)
+            losses = F.nll_loss(torch.log(p.clamp(EPSILON, 1 - EPSILON)), flat_true, reduction=reduction)
+        return losses if reduction == "mean" else losses.reshape(y_true.shape)
+
+    def per_sample(self, y_true, y_pred, logits):
+        return self._losses(y_true, y_pred, logits, "none")
+
+    def mean(self, y_true, y_pred, logits):
+        # One fused op: per-sample losses then a separate mean cost ~0.5 ms more per step
+        # (forward and backward) on the seed models with two threads.
+        if y_true.numel() == 0:
+            return self.per_sample(y_true, y_pred, logits).mean()  # nan, as the mean of nothing
+        return self._losses(y_true, y_pred, logits, "mean")
 
 
 class BinaryCrossentropy(Loss):
