@@ -28,9 +28,9 @@ Execution (``scan=``):
     (`fused_scan`) that walks time in cache-sized blocks of steps: per block one
     matrix product per gate block, the gates, then the recurrence step by step
     over ``(batch, units)`` (two numpy calls per step on the CPU, about 1 µs
-    each against ~5 µs for a torch call; one ``lerp`` elsewhere); the backward is written out and, without
-    ``return_sequences``, carries back the last state's gradient alone. On CPU
-    this beats the log-space scan several times over: PyTorch's CPU
+    each against ~5 µs for a torch call; one ``lerp`` elsewhere); the backward
+    is written out and, without ``return_sequences``, carries back the last
+    state's gradient alone. On CPU this beats the log-space scan several times over: PyTorch's CPU
     ``logcumsumexp`` is a scalar loop of exp/log per element (benchmarks/cells.py
     measures both). A chunked two-level scan (all chunks at once, then chained)
     measured no faster here: the per-step calls it saves cost less than the
@@ -174,7 +174,8 @@ class _FusedScan(torch.autograd.Function):
     One matrix product per gate block gives every step's logits at once; then time
     is walked in blocks of steps whose gates are computed just before their steps,
     so the temporaries stay in the CPU's cache, and the recurrence runs step by step
-    (``h_t = a_t h_{t-1} + z_t g(k_t)`` as two numpy calls on the CPU, a ``lerp`` elsewhere). The backward is the reverse recurrence ``G_t = dL/dh_t + a_{t+1} G_{t+1}``
+    (``h_t = a_t h_{t-1} + z_t g(k_t)`` as two numpy calls on the CPU, a ``lerp``
+    elsewhere). The backward is the reverse recurrence ``G_t = dL/dh_t + a_{t+1} G_{t+1}``
     (``a = 1 - z``), then ``dL/dd_t = G_t a_t (h_t - h_{t-1})`` (as ``z_t (g(k_t) - h_{t-1})
     = h_t - h_{t-1}``), ``dL/dk_t = G_t z_t g'(k_t)``, ``dL/dh0 = a_0 G_0`` and the
     projection's products: autograd through the loop would record nodes at every step,

@@ -78,7 +78,7 @@ def _forward_loss(model, xb, yb, training: bool, runner=None):
             out, out_mask = (runner or model)(xb, training=training), None
     out = out.float()  # losses in fp32 whatever the compute precision
     logits = use_logits or loss.from_logits
-    if out_mask is not None and out_mask.shape == out.shape[: out_mask.dim()] and out_mask.dim() == out.dim() - 1:
+    if out_mask is not None:
         per = loss.per_sample(yb, out, logits=logits)
         if out_mask.shape == per.shape:
             m = out_mask.to(per.dtype)
