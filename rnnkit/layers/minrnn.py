@@ -31,8 +31,8 @@ Execution (``scan=``):
     each against ~5 µs for a torch call; one ``lerp`` elsewhere); the backward
     is written out and, without ``return_sequences``, carries back the last
     state's gradient alone. On CPU this beats the log-space scan several times
-    over: PyTorch's CPU ``logcumsumexp`` is a scalar loop of exp/log per element (benchmarks/cells.py
-    measures both). A chunked two-level scan (all chunks at once, then chained)
+    over: PyTorch's CPU ``logcumsumexp`` is a scalar loop of exp/log per
+    element (benchmarks/cells.py measures both). A chunked two-level scan (all chunks at once, then chained)
     measured no faster here: the per-step calls it saves cost less than the
     extra passes over memory it adds.
     ``"cell"``: the cell's one-step function (`step`), applied step by step
