@@ -1,0 +1,39 @@
+"""Losses: the fused mean that `fit` takes equals the mean of the per-sample losses, and
+bad labels are refused with what was expected."""
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.training.losses import SparseCategoricalCrossentropy
+
+
+@pytest.mark.parametrize("logits", [True, False])
+@pytest.mark.parametrize("shape", [(5, 4), (3, 6, 4)])
+def test_sparse_crossentropy_mean_is_mean_of_per_sample(logits, shape):
+    g = torch.Generator().manual_seed(0)
+    out = torch.randn(shape, generator=g)
+    if not logits:
+        out = out.softmax(-1)
+    labels = torch.randint(0, shape[-1], shape[:-1], generator=g)
+    loss = SparseCategoricalCrossentropy(from_logits=logits)
+    per = loss.per_sample(labels, out, logits)
+    assert per.shape == shape[:-1]
+    torch.testing.assert_close(loss.mean(labels, out, logits), per.mean())
+    # labels with a trailing axis of 1, as Keras accepts them
+    torch.testing.assert_close(loss.mean(labels.unsqueeze(-1), out, logits), per.mean())
+    # and against the textbook formula
+    logp = out.log_softmax(-1) if logits else out.clamp(1e-7, 1 - 1e-7).log()
+    expected = -logp.gather(-1, labels.unsqueeze(-1)).squeeze(-1).mean()
+    torch.testing.assert_close(loss.mean(labels, out, logits), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_sparse_crossentropy_refuses_bad_labels():
+    loss = SparseCategoricalCrossentropy(from_logits=True)
+    out = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match="label 3 is out of range for an output of 3 classes"):
+        loss.mean(torch.tensor([0, 3]), out, True)
+    with pytest.raises(ValueError, match="label -1 is out of range"):
+        loss.mean(torch.tensor([-1, 0]), out, True)
+    with pytest.raises(ValueError, match=r"integer labels of shape \(2,\), got \(3,\)"):
+        loss.mean(torch.tensor([0, 1, 2]), out, True)
+    assert np.isnan(float(loss.mean(torch.zeros(0, dtype=torch.long), torch.zeros(0, 3), True)))
