@@ -271,9 +271,13 @@ class Layer(nn.Module):
     def regularization_loss(self) -> torch.Tensor | None:
         """Sum of this layer's weight penalties (None when it has none)."""
         total = None
-        for attr, reg in getattr(self, "_regularizers", ()):
+        # Runs every training step: read the list from __dict__ (a missing attribute would go
+        # through nn.Module.__getattr__ and an exception) and skip unset penalties first.
+        for attr, reg in self.__dict__.get("_regularizers", ()):
+            if reg is None:
+                continue
             w = getattr(self, attr, None)
-            if reg is None or w is None:
+            if w is None:
                 continue
             term = reg(w)
             total = term if total is None else total + term
