@@ -195,8 +195,8 @@ class Layer(nn.Module):
         return device
 
     def _apply(self, fn, *args, **kwargs):
-        for module in self.modules():
-            module.__dict__.pop("_device_cache", None)
+        # nn.Module._apply recurses through the children's _apply, so each layer clears its own.
+        self.__dict__.pop("_device_cache", None)
         return super()._apply(fn, *args, **kwargs)
 
     # --------------------------------------------------------------- weights

@@ -198,7 +198,8 @@ class _FusedScan(torch.autograd.Function):
         keep = None if keep is None else keep.transpose(0, 1)
         prev = h0
         n = _block_steps(batch, units)
-        a_buf = h.new_empty(min(n, time), batch, units) if _numpy_ok(x) else None
+        use_np = _numpy_ok(x)
+        a_buf = h.new_empty(min(n, time), batch, units) if use_np else None
         for start in range(0, time, n):
             sl, rows = slice(start, start + n), slice(start * batch, (start + n) * batch)
             for Pj, w, b in zip(P, ws, biases):
@@ -213,7 +214,7 @@ class _FusedScan(torch.autograd.Function):
             gk = kb.clamp(min=0.0).add_(s)  # g(k) = relu(k) + sigmoid(min(k, 0))
             # g'(k), kept in k's place for the backward: 1 for k > 0, s (1 - s) for k <= 0 (< 1).
             torch.maximum(kb.gt_(0.0), s.addcmul_(s, s, value=-1.0), out=kb)
-            if _numpy_ok(x):
+            if use_np:
                 # h_t = a_t h_{t-1} + b_t as two numpy calls per step (~1 us each, where a torch
                 # call costs ~5 us of dispatch on (batch, units) slabs this small).
                 b = gk.mul_(zb)
@@ -244,13 +245,13 @@ class _FusedScan(torch.autograd.Function):
         # products consume them while they are still in cache.
         grad_P = P.new_empty(blocks, min(n, time), batch, units)
         G = h0.new_empty(min(n, time), batch, units)
+        use_np = _numpy_ok(G)
         for start in reversed(range(0, time, n)):
             sl, rows = slice(start, start + n), slice(start * batch, (start + n) * batch)
             zb = z[sl]
             steps = len(zb)
             gP, Gb = grad_P[:, :steps], G[:steps]
             gs, zs = Gb.unbind(0), zb.unbind(0)
-            use_np = _numpy_ok(Gb)
             if grad_h is not None:
                 a = 1.0 - zb
                 Gb.copy_(grad_h[sl])
