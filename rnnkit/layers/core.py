@@ -177,6 +177,18 @@ class Embedding(Layer):
             if not torch.equal(inputs, inputs.round()):
                 raise ValueError(f"layer {self.name!r} (Embedding) expects integer token ids, got fractional values")
             inputs = inputs.long()
+        if inputs.device.type == "cpu":
+            # The CPU kernel checks every id itself; on accelerators a bad id is a device
+            # assert, so they are checked before (one extra pass over the ids).
+            try:
+                return F.embedding(inputs, self.embeddings)
+            except IndexError:
+                self._check_ids(inputs)
+                raise
+        self._check_ids(inputs)
+        return F.embedding(inputs, self.embeddings)
+
+    def _check_ids(self, inputs):
         if inputs.numel():
             lo, hi = (int(v) for v in torch.aminmax(inputs))
             if lo < 0 or hi >= self.input_dim:
@@ -185,7 +197,6 @@ class Embedding(Layer):
                     f"layer {self.name!r} (Embedding): token id {bad} is out of range; "
                     f"expected ids in [0, {self.input_dim - 1}] (input_dim={self.input_dim})"
                 )
-        return F.embedding(inputs, self.embeddings)
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:

@@ -61,6 +61,9 @@ class CategoricalCrossentropy(Loss):
         return -(y_true * logp).sum(-1)
 
 
+_NO_LABEL = torch.iinfo(torch.int64).min  # an ignore_index no real label takes
+
+
 class SparseCategoricalCrossentropy(Loss):
     """Cross-entropy with integer labels ``(...)`` against outputs ``(..., classes)``."""
 
@@ -69,7 +72,7 @@ class SparseCategoricalCrossentropy(Loss):
 
     @staticmethod
     def _labels(y_true, y_pred) -> torch.Tensor:
-        """``y_true`` checked against the output and as int64 of shape ``y_pred.shape[:-1]``."""
+        """``y_true`` checked against the output's shape, as int64 of shape ``y_pred.shape[:-1]``."""
         if y_true.dim() == y_pred.dim() and y_true.shape[-1] == 1:
             y_true = y_true.squeeze(-1)
         if tuple(y_true.shape) != tuple(y_pred.shape[:-1]):
@@ -77,22 +80,33 @@ class SparseCategoricalCrossentropy(Loss):
                 f"sparse_categorical_crossentropy needs integer labels of shape {tuple(y_pred.shape[:-1])}, "
                 f"got {tuple(y_true.shape)}"
             )
-        y_true = y_true.long()
-        classes = y_pred.shape[-1]
+        return y_true.long()
+
+    @staticmethod
+    def _check_range(y_true, classes) -> None:
         if y_true.numel():
-            lo, hi = (int(v) for v in torch.aminmax(y_true))  # one pass: this runs every step
+            lo, hi = (int(v) for v in torch.aminmax(y_true))
             if lo < 0 or hi >= classes:
                 raise ValueError(f"label {lo if lo < 0 else hi} is out of range for an output of {classes} classes")
-        return y_true
 
     def _losses(self, y_true, y_pred, logits, reduction):
         y_true = self._labels(y_true, y_pred)
-        flat_pred, flat_true = y_pred.reshape(-1, y_pred.shape[-1]), y_true.reshape(-1)
-        if logits:
-            losses = F.cross_entropy(flat_pred, flat_true, reduction=reduction)
-        else:
-            p = flat_pred / flat_pred.sum(-1, keepdim=True)
-            losses = F.nll_loss(torch.log(p.clamp(EPSILON, 1 - EPSILON)), flat_true, reduction=reduction)
+        classes = y_pred.shape[-1]
+        flat_pred, flat_true = y_pred.reshape(-1, classes), y_true.reshape(-1)
+        on_cpu = flat_true.device.type == "cpu"
+        if not on_cpu:  # out-of-range labels would be a device assert there, not an error
+            self._check_range(flat_true, classes)
+        try:
+            # No label is ignored (torch skips -100 by default; Keras does not).
+            if logits:
+                losses = F.cross_entropy(flat_pred, flat_true, reduction=reduction, ignore_index=_NO_LABEL)
+            else:
+                p = flat_pred / flat_pred.sum(-1, keepdim=True)
+                losses = F.nll_loss(torch.log(p.clamp(EPSILON, 1 - EPSILON)), flat_true, reduction=reduction,
+                                    ignore_index=_NO_LABEL)
+        except IndexError:  # the CPU kernels check every label themselves
+            self._check_range(flat_true, classes)
+            raise
         return losses if reduction == "mean" else losses.reshape(y_true.shape)
 
     def per_sample(self, y_true, y_pred, logits):

@@ -34,6 +34,12 @@ def test_sparse_crossentropy_refuses_bad_labels():
         loss.mean(torch.tensor([0, 3]), out, True)
     with pytest.raises(ValueError, match="label -1 is out of range"):
         loss.mean(torch.tensor([-1, 0]), out, True)
+    # torch's own default would silently skip -100; Keras has no such label
+    for logits in (True, False):
+        with pytest.raises(ValueError, match="label -100 is out of range"):
+            SparseCategoricalCrossentropy(from_logits=logits).mean(torch.tensor([-100, 0]), out.softmax(-1), logits)
+        with pytest.raises(ValueError, match="label -100 is out of range"):
+            SparseCategoricalCrossentropy(from_logits=logits).per_sample(torch.tensor([-100, 0]), out, logits)
     with pytest.raises(ValueError, match=r"integer labels of shape \(2,\), got \(3,\)"):
         loss.mean(torch.tensor([0, 1, 2]), out, True)
     assert np.isnan(float(loss.mean(torch.zeros(0, dtype=torch.long), torch.zeros(0, 3), True)))
