@@ -29,6 +29,27 @@ def same_padding(length: int, kernel: int, stride: int, dilation: int = 1) -> tu
     return total // 2, total - total // 2
 
 
+def as_image(x: torch.Tensor) -> torch.Tensor:
+    """A ``(batch, time, channels)`` tensor as a ``(batch, channels, 1, time)`` view of the same memory.
+
+    That view is an image in channels-last layout, which the 2-D convolution and pooling
+    kernels (oneDNN on CPU, cuDNN) read and write as is. ``conv1d``/``max_pool1d`` on a
+    transposed ``(batch, channels, time)`` view copy the input in (and its gradient out)
+    instead: on the seed's Conv1D model those copies cost more than the pooling itself."""
+    return x.unsqueeze(1).permute(0, 3, 1, 2)
+
+
+def from_image(y: torch.Tensor) -> torch.Tensor:
+    """Inverse of `as_image`: ``(batch, channels, 1, time)`` -> ``(batch, time, channels)``
+    (contiguous when ``y`` is channels-last, as the kernels return it)."""
+    return y.permute(0, 2, 3, 1).squeeze(1)
+
+
+def pad_time(x: torch.Tensor, left: int, right: int, value: float = 0.0) -> torch.Tensor:
+    """``(batch, time, channels)`` padded along time."""
+    return F.pad(x, (0, 0, left, right), value=value) if left or right else x
+
+
 class Conv1D(Layer):
     """Temporal convolution: ``(batch, time, channels)`` -> ``(batch, new_time, filters)``.
 
@@ -41,8 +62,11 @@ class Conv1D(Layer):
         dilation_rate: spacing between kernel taps.
         activation, use_bias, kernel_initializer, bias_initializer, regularizers: as Dense.
 
-    Weights (Keras layout): ``kernel (kernel_size, channels, filters)``, ``bias (filters,)``.
-    Runs ``torch.nn.functional.conv1d`` on a channels-first view.
+    Weights: ``get_weights()`` gives Keras's ``kernel (kernel_size, channels, filters)`` and
+    ``bias (filters,)``; the ``kernel`` parameter itself is stored as ``conv1d`` reads it,
+    ``(filters, channels, kernel_size)``, since a permuted view would cost a copy forward
+    and backward on every step. Runs as a 2-D convolution on a channels-last view of the
+    input (see `as_image`), so neither the input nor the output is copied to another layout.
     """
 
     def __init__(
@@ -89,7 +113,9 @@ class Conv1D(Layer):
             raise ValueError(
                 f"layer {self.name!r} (Conv1D) expects inputs of shape (batch, time, channels), got {input_shape}"
             )
-        self.kernel = nn.Parameter(self.kernel_initializer((self.kernel_size, input_shape[-1], self.filters)))
+        # Drawn in Keras's shape, so the initializer sees Keras's fans and the same draws.
+        keras_kernel = self.kernel_initializer((self.kernel_size, input_shape[-1], self.filters))
+        self.kernel = nn.Parameter(keras_kernel.permute(2, 1, 0).contiguous())
         self.bias = nn.Parameter(self.bias_initializer((self.filters,))) if self.use_bias else None
 
     def compute_output_shape(self, input_shape):
@@ -97,19 +123,27 @@ class Conv1D(Layer):
         return (input_shape[0], t, self.filters)
 
     def forward(self, inputs, mask=None, training=None):
-        x = inputs.transpose(1, 2)  # (batch, channels, time)
+        x = inputs
         if self.padding == "causal":
-            x = F.pad(x, ((self.kernel_size - 1) * self.dilation_rate, 0))
+            x = pad_time(x, (self.kernel_size - 1) * self.dilation_rate, 0)
         elif self.padding == "same":
-            x = F.pad(x, same_padding(x.shape[-1], self.kernel_size, self.strides, self.dilation_rate))
+            x = pad_time(x, *same_padding(x.shape[1], self.kernel_size, self.strides, self.dilation_rate))
         span = (self.kernel_size - 1) * self.dilation_rate + 1
-        if x.shape[-1] < span:
+        if x.shape[1] < span:
             raise ValueError(
                 f"layer {self.name!r} (Conv1D): input of {inputs.shape[1]} steps is shorter than the "
                 f"kernel span {span} (kernel_size={self.kernel_size}, dilation_rate={self.dilation_rate})"
             )
-        y = F.conv1d(x, self.kernel.permute(2, 1, 0), self.bias, self.strides, 0, self.dilation_rate)
-        return self.activation(y.transpose(1, 2))
+        y = F.conv2d(as_image(x), self.kernel.unsqueeze(2), self.bias, (1, self.strides), 0, (1, self.dilation_rate))
+        return self.activation(from_image(y))
+
+    def keras_weight_tensors(self):
+        return [self.kernel.permute(2, 1, 0)] + ([self.bias] if self.bias is not None else [])
+
+    def load_keras_weight_tensors(self, arrays):
+        self.kernel.data.copy_(torch.as_tensor(arrays[0], dtype=self.kernel.dtype).permute(2, 1, 0))
+        if self.bias is not None:
+            self.bias.data.copy_(torch.as_tensor(arrays[1], dtype=self.bias.dtype))
 
     def get_config(self):
         cfg = super().get_config()

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Layer
-from .convolutional import conv_output_length, same_padding
+from .convolutional import as_image, conv_output_length, from_image, pad_time, same_padding
 
 
 class _Pooling1D(Layer):
@@ -29,11 +29,12 @@ class _Pooling1D(Layer):
             raise ValueError(
                 f"layer {self.name!r} ({type(self).__name__}) expects (batch, time, features), got {tuple(inputs.shape)}"
             )
-        x = inputs.transpose(1, 2)
-        pad = same_padding(x.shape[-1], self.pool_size, self.strides) if self.padding == "same" else (0, 0)
-        if self.padding == "valid" and x.shape[-1] < self.pool_size:
+        length = inputs.shape[1]
+        if self.padding == "valid" and length < self.pool_size:
             return inputs.new_zeros(inputs.shape[0], 0, inputs.shape[2])
-        return self._pool(x, pad).transpose(1, 2)
+        pad = same_padding(length, self.pool_size, self.strides) if self.padding == "same" else (0, 0)
+        # Pooled as a channels-last image (see convolutional.as_image): no copies in or out.
+        return from_image(self._pool(inputs, pad))
 
     def get_config(self):
         cfg = super().get_config()
@@ -50,9 +51,8 @@ class MaxPooling1D(_Pooling1D):
     """
 
     def _pool(self, x, pad):
-        if any(pad):
-            x = F.pad(x, pad, value=float("-inf"))
-        return F.max_pool1d(x, self.pool_size, self.strides)
+        x = pad_time(x, *pad, value=float("-inf"))
+        return F.max_pool2d(as_image(x), (1, self.pool_size), (1, self.strides))
 
 
 class AveragePooling1D(_Pooling1D):
@@ -60,12 +60,12 @@ class AveragePooling1D(_Pooling1D):
     the real steps of each window only (as TensorFlow)."""
 
     def _pool(self, x, pad):
+        window, strides = (1, self.pool_size), (1, self.strides)
+        total = F.avg_pool2d(as_image(pad_time(x, *pad)), window, strides)
         if not any(pad):
-            return F.avg_pool1d(x, self.pool_size, self.strides)
-        ones = torch.ones_like(x[:1, :1])
-        total = F.avg_pool1d(F.pad(x, pad), self.pool_size, self.strides)
-        count = F.avg_pool1d(F.pad(ones, pad), self.pool_size, self.strides)
-        return total / count
+            return total
+        ones = pad_time(x.new_ones(1, x.shape[1], 1), *pad)
+        return total / F.avg_pool2d(as_image(ones), window, strides)
 
 
 class GlobalMaxPooling1D(Layer):

@@ -1,7 +1,7 @@
 """rnnkit's model file: one safetensors file holding config, weights and optimizer state.
 
-Layout: tensors ``"<layer name>/<parameter>"`` (PyTorch layout, see
-``layers.recurrent``), optimizer tensors ``"optimizer/<index>/<key>"``; the
+Layout: tensors ``"<layer name>/<parameter>"`` (the parameters as stored, in PyTorch's
+layout: see ``layers.recurrent`` and ``layers.convolutional``), optimizer tensors ``"optimizer/<index>/<key>"``; the
 safetensors header's metadata holds JSON strings ``rnnkit_format``,
 ``model_config``, ``compile_config`` and ``optimizer_state`` (the non-tensor part).
 Nothing is ever unpickled. Files are written to a temporary name, fsynced and
@@ -20,7 +20,10 @@ from safetensors.torch import save as st_save
 
 from ..utils import atomic_write_bytes
 
-FORMAT = "rnnkit-model/1"
+FORMAT = "rnnkit-model/2"
+# Format 1 stored Conv1D kernels in Keras's (kernel_size, channels, filters) layout; format 2
+# stores them as conv1d reads them. Format 1 files still load (see _upgrade_format_1).
+FORMAT_1 = "rnnkit-model/1"
 
 
 class ModelFileError(ValueError):
@@ -82,30 +85,56 @@ def save_model(model, filepath, include_optimizer: bool = True, overwrite: bool 
     atomic_write_bytes(path, st_save(tensors, metadata=metadata))
 
 
-def read_file(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read an rnnkit model file; every failure becomes one clear ModelFileError."""
+def _read_safetensors(path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and header metadata of a safetensors file; every failure is one ModelFileError."""
     path = Path(path)
     if not path.exists():
-        raise ModelFileError(f"{path}: no such model file")
+        raise ModelFileError(f"{path}: no such {what}")
     if path.is_dir():
-        raise ModelFileError(f"{path} is a folder, not a model file")
+        raise ModelFileError(f"{path} is a folder, not a {what}")
     data = path.read_bytes()
     if len(data) < 8:
-        raise ModelFileError(f"{path}: file is truncated ({len(data)} bytes); not an rnnkit model")
+        raise ModelFileError(f"{path}: file is truncated ({len(data)} bytes); not an rnnkit {what}")
     header_len = int.from_bytes(data[:8], "little")
     if header_len <= 0 or 8 + header_len > len(data):
-        raise ModelFileError(f"{path}: not an rnnkit model file (bad or truncated safetensors header)")
+        raise ModelFileError(f"{path}: not an rnnkit {what} (bad or truncated safetensors header)")
     try:
         header = json.loads(data[8 : 8 + header_len])
         tensors = st_load(data)
     except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"{path}: corrupt or truncated model file ({exc})") from None
-    metadata = header.get("__metadata__") or {}
-    if metadata.get("rnnkit_format") != FORMAT:
+        raise ModelFileError(f"{path}: corrupt or truncated {what} ({exc})") from None
+    return tensors, header.get("__metadata__") or {}
+
+
+def read_file(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Read an rnnkit model file; every failure becomes one clear ModelFileError."""
+    tensors, metadata = _read_safetensors(path, "model file")
+    if metadata.get("rnnkit_format") not in (FORMAT, FORMAT_1):
         raise ModelFileError(
             f"{path}: not an rnnkit model file (format {metadata.get('rnnkit_format')!r}, expected {FORMAT!r})"
         )
     return tensors, metadata
+
+
+def _upgrade_format_1(model, tensors: dict) -> dict:
+    """Format 1 tensors in format 2's layout: Conv1D kernels and their optimizer moments permuted."""
+    from ..layers.convolutional import Conv1D
+
+    trainable = [p for p in model.parameters() if p.requires_grad]  # the optimizer's order
+    tensors = dict(tensors)
+    for layer in model.layers:
+        for pname, p in layer.named_parameters():
+            owner_path, _, leaf = pname.rpartition(".")
+            if leaf != "kernel" or not isinstance(layer.get_submodule(owner_path), Conv1D):
+                continue
+            names = [f"{layer.name}/{pname}"]
+            index = next((i for i, q in enumerate(trainable) if q is p), None)
+            if index is not None:
+                names += [k for k in tensors if k.startswith(f"optimizer/{index}/")]
+            for name in names:
+                if tensors[name].dim() == 3:
+                    tensors[name] = tensors[name].permute(2, 1, 0).contiguous()
+    return tensors
 
 
 def load_native(path, compile: bool = True):
@@ -119,6 +148,8 @@ def load_native(path, compile: bool = True):
         model = cls.from_config(spec["config"])
     except (KeyError, json.JSONDecodeError, TypeError) as exc:
         raise ModelFileError(f"{path}: model config is unreadable ({exc})") from None
+    if metadata["rnnkit_format"] == FORMAT_1:
+        tensors = _upgrade_format_1(model, tensors)
     _load_tensors(model, {k: v for k, v in tensors.items() if not k.startswith("optimizer/")}, path)
     if compile and "compile_config" in metadata:
         cfg = json.loads(metadata["compile_config"])
@@ -154,14 +185,16 @@ def save_weights(model, filepath) -> None:
 
 
 def load_weights(model, filepath) -> None:
-    path = Path(filepath)
-    if not path.exists():
-        raise ModelFileError(f"{path}: no such weights file")
-    try:
-        tensors = st_load(path.read_bytes())
-    except (SafetensorError, ValueError) as exc:
-        raise ModelFileError(f"{path}: corrupt or truncated weights file ({exc})") from None
-    _load_tensors(model, {k: v for k, v in tensors.items() if not k.startswith("optimizer/")}, path)
+    tensors, metadata = _read_safetensors(filepath, "weights file")
+    fmt = metadata.get("rnnkit_format")
+    if fmt not in (FORMAT + "+weights", FORMAT_1 + "+weights", FORMAT, FORMAT_1):
+        raise ModelFileError(
+            f"{filepath}: not an rnnkit weights file (format {fmt!r}, expected {FORMAT + '+weights'!r})"
+        )
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("optimizer/")}
+    if fmt.startswith(FORMAT_1):
+        tensors = _upgrade_format_1(model, tensors)
+    _load_tensors(model, tensors, filepath)
 
 
 def load_model(filepath, compile: bool = True, custom_objects=None):

@@ -77,3 +77,33 @@ def test_global_pooling_with_and_without_mask():
     torch.testing.assert_close(GlobalAveragePooling1D()(x, mask=mask), torch.tensor([[2.0, 0.5]]))
     torch.testing.assert_close(GlobalMaxPooling1D()(x), torch.tensor([[100.0, 100.0]]))
     assert GlobalMaxPooling1D(keepdims=True)(x).shape == (1, 1, 2)
+
+
+@pytest.mark.parametrize("padding,strides,dilation", [("valid", 1, 1), ("same", 2, 1), ("causal", 1, 2)])
+def test_conv1d_and_pooling_gradients_match_torch_channels_first_ops(padding, strides, dilation):
+    # The layers run as channels-last 2-D ops; values and gradients must be those of the
+    # plain conv1d / max_pool1d / avg_pool1d on the transposed input.
+    torch.manual_seed(0)
+    conv = Conv1D(6, 3, strides=strides, padding=padding, dilation_rate=dilation, activation="relu")
+    x = torch.randn(3, 17, 4, requires_grad=True)
+    conv(x)
+    x_ref = x.detach().clone().requires_grad_()
+    kernel = torch.tensor(conv.get_weights()[0]).permute(2, 1, 0).requires_grad_()
+    xt = x_ref.transpose(1, 2)
+    span = 2 * dilation + 1
+    if padding == "causal":
+        xt = F.pad(xt, (span - 1, 0))
+    elif padding == "same":
+        total = max((-(-17 // strides) - 1) * strides + span - 17, 0)
+        xt = F.pad(xt, (total // 2, total - total // 2))
+    for pool in (MaxPooling1D(2), AveragePooling1D(2)):
+        out = pool(conv(x))
+        assert out.is_contiguous()  # what the next layer (an RNN) reads without a copy
+        y_ref = F.relu(F.conv1d(xt, kernel, conv.bias, strides, 0, dilation))
+        y_ref = (F.max_pool1d if isinstance(pool, MaxPooling1D) else F.avg_pool1d)(y_ref, 2).transpose(1, 2)
+        torch.testing.assert_close(out, y_ref, rtol=1e-5, atol=1e-6)
+        g = torch.randn_like(out)
+        grads = torch.autograd.grad(out, [x, conv.kernel, conv.bias], g)
+        ref = torch.autograd.grad(y_ref, [x_ref, kernel, conv.bias], g)
+        for a, b in zip(grads, ref):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -1,6 +1,7 @@
 """rnnkit's own model files: exact round trips, optimizer state, atomic writes, corrupt files."""
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -131,3 +132,29 @@ def test_save_and_load_weights_only(tmp_path):
     c = rnnkit.Sequential([Dense(3, input_shape=(3,), name=a.layers[0].name), Dense(1, name=a.layers[1].name)])
     with pytest.raises(ModelFileError, match="has shape"):
         c.load_weights(tmp_path / "w.safetensors")
+
+
+FORMAT_1 = Path(__file__).parents[1] / "fixtures" / "native" / "conv_format1.safetensors"
+
+
+def test_format_1_files_still_load_with_their_optimizer_state():
+    # Format 1 kept Conv1D kernels in Keras's layout; the fixture was written by rnnkit at
+    # that format (tests/fixtures/native/make_format1.py), with what it predicted and trained.
+    expected = json.loads(FORMAT_1.with_suffix(".json").read_text())
+    model = rnnkit.load_model(FORMAT_1)
+    x, y = np.array(expected["x"]), np.array(expected["y"])
+    np.testing.assert_allclose(model.predict(x), np.array(expected["pred"]), rtol=1e-5, atol=1e-6)
+    losses = model.fit(x, y, batch_size=16, epochs=2, verbose=0, shuffle=False).history["loss"]
+    np.testing.assert_allclose(losses, expected["next_losses"], rtol=1e-5)
+
+
+def test_format_1_weights_load_into_a_model(tmp_path):
+    expected = json.loads(FORMAT_1.with_suffix(".json").read_text())
+    source = rnnkit.load_model(FORMAT_1, compile=False)
+    fresh = rnnkit.Sequential.from_config(source.get_config())
+    fresh.load_weights(FORMAT_1)
+    np.testing.assert_allclose(fresh.predict(np.array(expected["x"])), np.array(expected["pred"]), rtol=1e-5,
+                               atol=1e-6)
+    (tmp_path / "other.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
+    with pytest.raises(ModelFileError, match="not an rnnkit weights file"):
+        fresh.load_weights(tmp_path / "other.safetensors")
