@@ -2,6 +2,7 @@
 
     rnnkit seq2seq train --task dates --out runs/dates [--minutes M | --epochs N]
     rnnkit seq2seq train --pairs FILE.tsv --out runs/mine
+    rnnkit seq2seq train --task dates --out runs/dates --epochs 20 --resume   (same settings: go on)
     rnnkit seq2seq translate runs/dates "Saturday May 9 2018" [--plot attention.png]
     rnnkit seq2seq translate runs/dates < dates.txt        (one output line per input line)
     rnnkit seq2seq evaluate runs/dates [--json scores.json]
@@ -48,7 +49,11 @@ def register(sub) -> None:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads while training (default 1; 0 keeps torch's own setting)")
-    t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    again = t.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    again.add_argument("--resume", action="store_true",
+                       help="continue the run in --out from its last epoch (same settings; --epochs/--minutes "
+                            "count from the run's start)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines are still printed)")
     t.set_defaults(func=run_train)
 
@@ -87,8 +92,10 @@ def run_train(args) -> int:
     from .main import CLIError
 
     out = Path(args.out)
-    if checkpoint.exists(out) and not args.overwrite:
-        raise CLIError(f"{out} already holds a trained run; pass --overwrite to replace it")
+    if args.resume and not checkpoint.exists(out):
+        raise CLIError(f"--resume: {out} holds no seq2seq run to continue")
+    if checkpoint.exists(out) and not (args.overwrite or args.resume):
+        raise CLIError(f"{out} already holds a trained run; pass --resume to continue it or --overwrite to replace it")
     preset_name = args.preset or ("pairs" if args.pairs else "dates")
     preset = PRESETS[preset_name]
     model_kwargs, train_kwargs = _model_and_train_settings(args, preset)
@@ -105,8 +112,13 @@ def run_train(args) -> int:
     print(f"task: {data.spec['task']}, {len(data.train):,} training / {len(data.val):,} validation / "
           f"{len(data.test):,} held-out pairs; vocabularies {len(data.input_vocab)} in, {len(data.output_vocab)} out; "
           f"Tx={data.tx}, Ty={data.ty}", flush=True)
-    model, record = train_run(out, data, model_kwargs, cfg, progress=not args.no_progress and sys.stderr.isatty(),
-                              extra={"preset": preset_name})
+    try:
+        model, record = train_run(out, data, model_kwargs, cfg, progress=not args.no_progress and sys.stderr.isatty(),
+                                  extra={"preset": preset_name}, resume=args.resume)
+    except (ValueError, FileNotFoundError) as exc:
+        if not args.resume:
+            raise
+        raise CLIError(str(exc)) from None
     c = model.config
     val = record.get("val") or {}
     print(f"Seq2Seq ({preset_name}): {model.count_params():,} parameters (n_a={c.n_a}, n_s={c.n_s}, {c.cell}, "

@@ -38,7 +38,7 @@ def _model_tensors(model) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def _split_optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+def split_optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
     sd = opt.state_dict()
     tensors, scalars = {}, {}
     for idx, st in sd["state"].items():
@@ -50,7 +50,7 @@ def _split_optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def _join_optimizer_state(tensors: dict, meta: dict) -> dict:
+def join_optimizer_state(tensors: dict, meta: dict) -> dict:
     state: dict = {}
     for name, t in tensors.items():
         _, idx, key = name.split("/", 2)
@@ -78,7 +78,7 @@ def save_model(model, filepath, include_optimizer: bool = True, overwrite: bool 
         except ValueError:
             include_optimizer = False  # a raw torch optimizer: weights only
         if include_optimizer and state.optimizer.torch_optimizer is not None:
-            opt_tensors, opt_meta = _split_optimizer_state(state.optimizer.torch_optimizer)
+            opt_tensors, opt_meta = split_optimizer_state(state.optimizer.torch_optimizer)
             tensors.update(opt_tensors)
             opt_meta["iterations"] = state.optimizer.iterations
             metadata["optimizer_state"] = json.dumps(opt_meta)
@@ -159,7 +159,7 @@ def load_native(path, compile: bool = True):
             opt_meta = json.loads(metadata["optimizer_state"])
             opt_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer/")}
             model.compiled.optimizer.iterations = opt_meta.get("iterations", 0)
-            model.compiled.optimizer.torch_optimizer.load_state_dict(_join_optimizer_state(opt_tensors, opt_meta))
+            model.compiled.optimizer.torch_optimizer.load_state_dict(join_optimizer_state(opt_tensors, opt_meta))
     return model
 
 

@@ -1,12 +1,14 @@
 """A run directory: what ``train`` writes and ``translate``/``evaluate`` read.
 
     model.safetensors   the weights (``Seq2Seq.state_dict()``, PyTorch layout)
+    trainer.safetensors what ``--resume`` needs: Adam's moments, torch's RNG state, and in
+                        its metadata the shuffling RNG's state and the loop's counters
     config.json         format, model config, both vocabularies, task, training record,
-                        and the SHA-256 of model.safetensors
+                        and the SHA-256 of both safetensors files
     heldout.tsv         the held-out test pairs (source<TAB>target), for ``evaluate``
 
 Each file is written atomically (temporary file, fsync, rename); config.json is
-written last and names the weights it belongs to, so a crash between the two
+written last and names the weights it belongs to, so a crash between the
 writes is detected on load instead of pairing new weights with an old config.
 Nothing is unpickled.
 """
@@ -26,7 +28,7 @@ from .tasks import Pair, read_pairs
 from .vocab import Vocab
 
 FORMAT = "rnnkit-seq2seq/1"
-WEIGHTS, CONFIG, HELDOUT = "model.safetensors", "config.json", "heldout.tsv"
+WEIGHTS, CONFIG, HELDOUT, TRAINER = "model.safetensors", "config.json", "heldout.tsv", "trainer.safetensors"
 
 
 def exists(run_dir: str | Path) -> bool:
@@ -34,12 +36,19 @@ def exists(run_dir: str | Path) -> bool:
 
 
 def save(run_dir: str | Path, model: Seq2Seq, input_vocab: Vocab, output_vocab: Vocab, task: dict,
-         training: dict) -> None:
-    """Write the weights, then the config that names them."""
+         training: dict, trainer: tuple[dict, dict] | None = None) -> None:
+    """Write the weights (and ``trainer``: tensors and JSON-able metadata), then the config
+    that names them."""
     run = Path(run_dir)
     tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     data = st_save(tensors, metadata={"format": FORMAT})
     atomic_write_bytes(run / WEIGHTS, data)
+    trainer_sha = None
+    if trainer is not None:
+        trainer_tensors, trainer_meta = trainer
+        trainer_data = st_save(trainer_tensors, metadata={"format": FORMAT, "state": json.dumps(trainer_meta)})
+        atomic_write_bytes(run / TRAINER, trainer_data)
+        trainer_sha = hashlib.sha256(trainer_data).hexdigest()
     config = {
         "format": FORMAT,
         "model": model.config.to_json(),
@@ -48,6 +57,7 @@ def save(run_dir: str | Path, model: Seq2Seq, input_vocab: Vocab, output_vocab: 
         "task": task,
         "training": training,
         "weights_sha256": hashlib.sha256(data).hexdigest(),
+        "trainer_sha256": trainer_sha,
     }
     atomic_write_text(run / CONFIG, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
@@ -77,6 +87,25 @@ def read_config(run_dir: str | Path) -> dict:
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"{path} is not an rnnkit seq2seq config (expected format {FORMAT!r})")
     return config
+
+
+def load_trainer(run_dir: str | Path, config: dict) -> tuple[dict, dict]:
+    """``(tensors, metadata)`` of a run's trainer state, checked against its config."""
+    path = Path(run_dir) / TRAINER
+    if not config.get("trainer_sha256"):
+        raise ValueError(f"{Path(run_dir)} has no trainer state to resume from (saved by an older rnnkit)")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing, so the run cannot be resumed")
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != config["trainer_sha256"]:
+        raise ValueError(f"{path} does not match {Path(run_dir) / CONFIG} (interrupted save or edited file)")
+    try:
+        tensors = st_load(data)
+        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+        meta = json.loads(header["__metadata__"]["state"])
+    except (SafetensorError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path} is not a readable trainer state ({exc})") from None
+    return tensors, meta
 
 
 def load(run_dir: str | Path) -> tuple[Seq2Seq, Vocab, Vocab, dict]:

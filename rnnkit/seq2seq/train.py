@@ -7,7 +7,9 @@ The run stops after ``epochs`` passes or ``minutes`` of wall time, whichever
 comes first; the rate schedule follows whichever budget is set (time when
 both). After every epoch it scores the validation pairs (greedy decoding) and
 writes a checkpoint atomically, so an interrupted run leaves the last
-completed epoch on disk. A bar on stderr shows loss, accuracy, samples/s,
+completed epoch on disk, and ``resume`` continues from it exactly: the same
+batches, Adam moments and learning rates as a run that was never stopped
+(the budget counts from the run's start). A bar on stderr shows loss, accuracy, samples/s,
 elapsed time and ETA; one line per epoch goes to stdout.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..allocator import keep_freed_memory
+from ..saving.native import join_optimizer_state, split_optimizer_state
 from . import checkpoint
 from .model import Seq2Seq, Seq2SeqConfig
 from .tasks import TaskData
@@ -89,19 +92,30 @@ def _fmt_time(seconds: float) -> str:
 
 
 def train(model: Seq2Seq, data: TaskData, cfg: TrainConfig, run_dir: str | Path | None = None,
-          task_spec: dict | None = None, progress: bool = True, out=None) -> dict:
-    """Train ``model`` on ``data``; returns the training record (also saved in the checkpoint)."""
+          task_spec: dict | None = None, progress: bool = True, out=None, resume: tuple[dict, dict] | None = None) -> dict:
+    """Train ``model`` on ``data``; returns the training record (also saved in the checkpoint).
+
+    ``resume``: a trainer state from `checkpoint.load_trainer`, with ``model`` holding the
+    same checkpoint's weights; training goes on from the end of its last epoch."""
     keep_freed_memory()  # steps reuse freed activations instead of faulting in fresh pages
     old_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        return _train(model, data, cfg, run_dir, task_spec or data.spec, progress, out or sys.stdout)
+        return _train(model, data, cfg, run_dir, task_spec or data.spec, progress, out or sys.stdout, resume)
     finally:
         torch.set_num_threads(old_threads)
 
 
-def _train(model, data, cfg, run_dir, task_spec, progress, out):
+def _trainer_state(opt, rng, step, epoch, run_loss, run_acc, record) -> tuple[dict, dict]:
+    """What resuming needs beyond the weights: (tensors, JSON-able metadata)."""
+    opt_tensors, opt_meta = split_optimizer_state(opt)
+    meta = {"optimizer": opt_meta, "rng": rng.bit_generator.state, "step": step, "epoch": epoch,
+            "run_loss": run_loss, "run_acc": run_acc, "record": record}
+    return {**opt_tensors, "torch_rng": torch.get_rng_state()}, meta
+
+
+def _train(model, data, cfg, run_dir, task_spec, progress, out, resume=None):
     inp, outv = data.input_vocab, data.output_vocab
     x = torch.from_numpy(inp.encode([s for s, _ in data.train], data.tx, "training source"))
     y = torch.from_numpy(outv.encode([t for _, t in data.train], data.ty, "training target"))
@@ -119,9 +133,18 @@ def _train(model, data, cfg, run_dir, task_spec, progress, out):
     bar = tqdm(total=round(budget_s) if budget_s else total_steps, disable=not progress, file=sys.stderr,
                dynamic_ncols=True, mininterval=0.5, bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}")
     record = {"train_config": asdict(cfg), "epochs": 0, "steps": 0, "samples": 0, "seconds": 0.0, "history": []}
-    start = time.perf_counter()
-    step, epoch, done = 0, 0, False
-    run_loss = run_acc = None
+    step, epoch, run_loss, run_acc = 0, 0, None, None
+    if resume is not None:
+        tensors, meta = resume
+        opt.load_state_dict(join_optimizer_state({k: v for k, v in tensors.items() if k.startswith("optimizer/")},
+                                                 meta["optimizer"]))
+        torch.set_rng_state(tensors["torch_rng"])
+        rng.bit_generator.state = meta["rng"]
+        record = {**meta["record"], "train_config": asdict(cfg)}  # the budget may have grown
+        step, epoch, run_loss, run_acc = meta["step"], meta["epoch"], meta["run_loss"], meta["run_acc"]
+    start = time.perf_counter() - record["seconds"]
+    done = cfg.epochs is not None and epoch >= cfg.epochs
+    saved = False
     while not done:
         model.train()
         seen = 0
@@ -174,8 +197,13 @@ def _train(model, data, cfg, run_dir, task_spec, progress, out):
         bar.clear()
         print(line, file=out, flush=True)
         if run_dir is not None:
-            checkpoint.save(run_dir, model, inp, outv, task_spec, record)
+            checkpoint.save(run_dir, model, inp, outv, task_spec, record,
+                            _trainer_state(opt, rng, step, epoch, run_loss, run_acc, record))
+            saved = True
     bar.close()
+    if run_dir is not None and not saved and resume is None:  # a budget too small for one batch
+        checkpoint.save(run_dir, model, inp, outv, task_spec, record,
+                        _trainer_state(opt, rng, step, epoch, run_loss, run_acc, record))
     return record
 
 
@@ -188,11 +216,27 @@ def build_model(data: TaskData, seed: int = 0, **model_kwargs) -> Seq2Seq:
 
 
 def train_run(run_dir: str | Path, data: TaskData, model_kwargs: dict, cfg: TrainConfig, progress: bool = True,
-              out=None, extra: dict | None = None) -> tuple[Seq2Seq, dict]:
-    """Build a model for ``data``, write the held-out pairs, train, and leave a checkpoint in ``run_dir``."""
+              out=None, extra: dict | None = None, resume: bool = False) -> tuple[Seq2Seq, dict]:
+    """Build a model for ``data``, write the held-out pairs, train, and leave a checkpoint in ``run_dir``.
+
+    ``resume=True`` continues the run saved in ``run_dir`` instead; its model, task and
+    training settings must be the ones given here (the budget may differ), else ValueError
+    naming what differs."""
     model = build_model(data, seed=cfg.seed, **model_kwargs)
-    checkpoint.write_heldout(run_dir, data.test)
     spec = {**data.spec, **(extra or {})}
-    record = train(model, data, cfg, run_dir, spec, progress, out)
-    checkpoint.save(run_dir, model, data.input_vocab, data.output_vocab, spec, record)
-    return model, record
+    if not resume:
+        checkpoint.write_heldout(run_dir, data.test)
+        return model, train(model, data, cfg, run_dir, spec, progress, out)
+    config = checkpoint.read_config(run_dir)
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("epochs", "minutes", "threads")}
+    saved_settings = {k: v for k, v in config["training"]["train_config"].items() if k in settings}
+    differences = [f"{what} {key}: {old!r} in the run, {new!r} now"
+                   for what, saved, now in (("model", config["model"], model.config.to_json()), ("task", config["task"], spec),
+                                            ("training", saved_settings, settings))
+                   for key in sorted(set(saved) | set(now))
+                   for old, new in [(saved.get(key), now.get(key))] if old != new]
+    if differences:
+        raise ValueError(f"cannot resume {run_dir}: it was trained with other settings ({'; '.join(differences)})")
+    trainer = checkpoint.load_trainer(run_dir, config)
+    model, _, _, _ = checkpoint.load(run_dir)
+    return model, train(model, data, cfg, run_dir, spec, progress, out, resume=trainer)

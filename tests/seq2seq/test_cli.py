@@ -20,7 +20,8 @@ def run_dir(tmp_path_factory):
 
 
 def test_train_writes_a_complete_run(run_dir):
-    assert {p.name for p in run_dir.iterdir()} == {"model.safetensors", "config.json", "heldout.tsv"}
+    assert {p.name for p in run_dir.iterdir()} == {"model.safetensors", "trainer.safetensors", "config.json",
+                                                   "heldout.tsv"}
     config = json.loads((run_dir / "config.json").read_text())
     assert config["training"]["epochs"] == 2 and config["training"]["samples"] == 12_000
     assert len((run_dir / "heldout.tsv").read_text().splitlines()) == 1000
@@ -87,7 +88,7 @@ def test_stdin_error_names_the_line(run_dir, monkeypatch, capsys):
 
 def test_train_refuses_to_overwrite_and_reports_bad_pairs(run_dir, tmp_path, capsys):
     assert main(["seq2seq", "train", "--out", str(run_dir), "--epochs", "1"]) == 2
-    assert "--overwrite" in capsys.readouterr().err
+    assert "--overwrite" in capsys.readouterr().err and not (tmp_path / "p").exists()
     bad = tmp_path / "bad.tsv"
     bad.write_text("abc\tcba\n" * 30 + "oops no tab\n", encoding="utf-8")
     assert main(["seq2seq", "train", "--pairs", str(bad), "--out", str(tmp_path / "p"), "--epochs", "1"]) == 2
@@ -106,3 +107,65 @@ def test_train_on_pairs_and_evaluate(tmp_path, capsys):
     scores = json.loads((tmp_path / "s.json").read_text())
     assert 0 <= scores["char_accuracy"] <= 1 and scores["n"] == 6
     assert main(["seq2seq", "translate", str(out), "kilo1", "--beam", "3"]) == 0
+
+
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet"]
+
+
+@pytest.fixture()
+def reverse_pairs(tmp_path):
+    pairs = tmp_path / "reverse.tsv"
+    pairs.write_text("".join(f"{w}{i}\t{(w + str(i))[::-1]}\n" for i in range(4) for w in WORDS), encoding="utf-8")
+    return pairs
+
+
+def test_a_killed_run_resumes_exactly(reverse_pairs, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from rnnkit.seq2seq import checkpoint
+
+    argv = ["seq2seq", "train", "--pairs", str(reverse_pairs), "--epochs", "3", "--batch-size", "8", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "straight")]) == 0
+    real_save, saves = checkpoint.save, []
+
+    def save_then_die(*args, **kwargs):  # killed right after the first epoch's checkpoint
+        real_save(*args, **kwargs)
+        saves.append(1)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save", save_then_die)
+    assert main([*argv, "--out", str(tmp_path / "split")]) != 0
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    assert json.loads((tmp_path / "split" / "config.json").read_text())["training"]["epochs"] == 1
+    assert main([*argv, "--out", str(tmp_path / "split"), "--resume"]) == 0
+    straight, split = (json.loads((tmp_path / d / "config.json").read_text())["training"] for d in ("straight", "split"))
+    assert split["epochs"] == straight["epochs"] == 3 and split["steps"] == straight["steps"]
+    assert [h["loss"] for h in split["history"]] == [h["loss"] for h in straight["history"]]
+    a, b = (load_file(tmp_path / d / "model.safetensors") for d in ("straight", "split"))
+    for name in a:
+        assert (a[name] == b[name]).all(), name
+    # A finished run resumed with the same budget has nothing left to do and changes nothing.
+    before = (tmp_path / "split" / "model.safetensors").read_bytes()
+    assert main([*argv, "--out", str(tmp_path / "split"), "--resume"]) == 0
+    assert (tmp_path / "split" / "model.safetensors").read_bytes() == before
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--n-s", "32"], "model n_s: 64 in the run, 32 now"),
+    (["--lr", "0.5"], "training learning_rate: 0.01 in the run, 0.5 now"),
+    (["--seed", "3"], "task seed: 0 in the run, 3 now"),
+])
+def test_resume_refuses_other_settings(reverse_pairs, tmp_path, capsys, extra, message):
+    argv = ["seq2seq", "train", "--pairs", str(reverse_pairs), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main([*argv, "--epochs", "1"]) == 0
+    before = (tmp_path / "run" / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main([*argv, "--epochs", "2", "--resume", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rnnkit: error: cannot resume") and message in err and err.count("\n") == 1
+    assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
+
+
+def test_resume_needs_a_run(tmp_path, capsys):
+    assert main(["seq2seq", "train", "--task", "dates", "--out", str(tmp_path / "none"), "--resume", "--epochs", "1"]) == 2
+    assert "holds no seq2seq run to continue" in capsys.readouterr().err
