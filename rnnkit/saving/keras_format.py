@@ -241,6 +241,17 @@ def _compile_from_keras(model, cc: dict, path) -> None:
         warnings.warn(f"{path}: model loaded uncompiled; its compile config is not supported by rnnkit ({exc})")
 
 
+def is_keras_file(path: Path) -> bool:
+    """Whether ``path`` holds a Keras 3 archive (a zip) or a legacy HDF5 file, by its bytes."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    if zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as fh:
+        return fh.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
 def load_keras_file(path: Path, compile: bool = True):
     """Load a Keras ``.keras`` or ``.h5`` Sequential model as an rnnkit model."""
     path = Path(path)

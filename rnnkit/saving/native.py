@@ -3,12 +3,15 @@
 Layout: tensors ``"<layer name>/<parameter>"`` (the parameters as stored, in PyTorch's
 layout: see ``layers.recurrent`` and ``layers.convolutional``), optimizer tensors ``"optimizer/<index>/<key>"``; the
 safetensors header's metadata holds JSON strings ``rnnkit_format``,
-``model_config``, ``compile_config`` and ``optimizer_state`` (the non-tensor part).
+``model_config``, ``compile_config`` and ``optimizer_state`` (the non-tensor part), and
+``rnnkit_sha256``: a SHA-256 over the tensor bytes and the other metadata, so a damaged
+file is refused instead of loading wrong numbers (format 2; format-1 files have none).
 Nothing is ever unpickled. Files are written to a temporary name, fsynced and
 renamed into place, so a crash mid-save leaves the previous file intact.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -24,6 +27,20 @@ FORMAT = "rnnkit-model/2"
 # Format 1 stored Conv1D kernels in Keras's (kernel_size, channels, filters) layout; format 2
 # stores them as conv1d reads them. Format 1 files still load (see _upgrade_format_1).
 FORMAT_1 = "rnnkit-model/1"
+
+
+def _digest(data: bytes, metadata: dict) -> str:
+    """SHA-256 over a safetensors file's tensor bytes and its metadata (but the digest itself)."""
+    h = hashlib.sha256(data)
+    h.update(json.dumps({k: v for k, v in metadata.items() if k != "rnnkit_sha256"}, sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _to_bytes(tensors: dict, metadata: dict) -> bytes:
+    """A safetensors file whose metadata carries `_digest` of its own contents."""
+    plain = st_save(tensors, metadata=metadata)
+    start = 8 + int.from_bytes(plain[:8], "little")  # the tensor bytes do not depend on the header
+    return st_save(tensors, metadata={**metadata, "rnnkit_sha256": _digest(plain[start:], metadata)})
 
 
 class ModelFileError(ValueError):
@@ -82,7 +99,7 @@ def save_model(model, filepath, include_optimizer: bool = True, overwrite: bool 
             tensors.update(opt_tensors)
             opt_meta["iterations"] = state.optimizer.iterations
             metadata["optimizer_state"] = json.dumps(opt_meta)
-    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+    atomic_write_bytes(path, _to_bytes(tensors, metadata))
 
 
 def _read_safetensors(path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -103,7 +120,13 @@ def _read_safetensors(path, what: str) -> tuple[dict[str, torch.Tensor], dict[st
         tensors = st_load(data)
     except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{path}: corrupt or truncated {what} ({exc})") from None
-    return tensors, header.get("__metadata__") or {}
+    metadata = header.get("__metadata__") or {}
+    if not str(metadata.get("rnnkit_format", "")).startswith(FORMAT):
+        return tensors, metadata  # format 1 had no digest; a foreign file is refused by the caller
+    digest = metadata.get("rnnkit_sha256")
+    if digest is None or digest != _digest(data[8 + header_len:], metadata):
+        raise ModelFileError(f"{path}: corrupt {what} (its contents do not match the checksum written with it)")
+    return tensors, metadata
 
 
 def read_file(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -181,7 +204,7 @@ def _load_tensors(model, tensors: dict, path) -> None:
 
 
 def save_weights(model, filepath) -> None:
-    atomic_write_bytes(Path(filepath), st_save(_model_tensors(model), metadata={"rnnkit_format": FORMAT + "+weights"}))
+    atomic_write_bytes(Path(filepath), _to_bytes(_model_tensors(model), {"rnnkit_format": FORMAT + "+weights"}))
 
 
 def load_weights(model, filepath) -> None:
@@ -204,9 +227,18 @@ def load_model(filepath, compile: bool = True, custom_objects=None):
         filepath: path to the file.
         compile: restore the loss, metrics and optimizer (with its state) when saved.
     """
-    path = Path(os.fspath(filepath))
-    if path.suffix in (".keras", ".h5", ".hdf5"):
-        from .keras_format import load_keras_file
+    from .keras_format import is_keras_file, load_keras_file
 
+    path = Path(os.fspath(filepath))
+    # By content, not by name: ``model.save("best.h5")`` (the Keras 2 habit, also through
+    # ModelCheckpoint) writes rnnkit's own format under a Keras name.
+    if is_keras_file(path):
         return load_keras_file(path, compile=compile)
+    if path.suffix in (".keras", ".h5", ".hdf5") and path.is_file():
+        try:
+            return load_native(path, compile=compile)
+        except ModelFileError:
+            raise ModelFileError(
+                f"{path}: neither a Keras 3 .keras archive, an HDF5 .h5 file nor an rnnkit model file"
+            ) from None
     return load_native(path, compile=compile)

@@ -90,7 +90,7 @@ def test_damaged_keras_files_are_refused(tmp_path):
     shutil.copy(MODELS / "seed_bilstm.h5", tmp_path / "ok.h5")
     with pytest.raises(ModelFileError, match="cut.keras"):
         rnnkit.load_model(tmp_path / "cut.keras")
-    with pytest.raises(ModelFileError, match="neither a Keras 3 .keras archive nor an HDF5"):
+    with pytest.raises(ModelFileError, match="neither a Keras 3 .keras archive, an HDF5 .h5 file nor an rnnkit model file"):
         rnnkit.load_model(tmp_path / "junk.h5")
     with pytest.raises(ModelFileError, match="no such model file"):
         rnnkit.load_model(tmp_path / "missing.keras")

@@ -158,3 +158,42 @@ def test_format_1_weights_load_into_a_model(tmp_path):
     (tmp_path / "other.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ")
     with pytest.raises(ModelFileError, match="not an rnnkit weights file"):
         fresh.load_weights(tmp_path / "other.safetensors")
+
+
+@pytest.mark.parametrize("name", ["best.h5", "model.keras", "m.hdf5"])
+def test_a_model_saved_under_a_keras_name_loads_back(tmp_path, name):
+    # The Keras 2 habit (model.save("best.h5"), ModelCheckpoint("best.h5")) writes rnnkit's own
+    # format under a Keras name; load_model goes by the bytes, not the name.
+    model = rnnkit.Sequential([Embedding(20, 4, input_shape=(6,)), LSTM(3), Dense(2)])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).integers(0, 20, (8, 6))
+    model.fit(x, np.zeros(8, int), epochs=1, verbose=0,
+              callbacks=[rnnkit.callbacks.ModelCheckpoint(str(tmp_path / ("cb_" + name)))])
+    model.save(tmp_path / name)
+    for path in (tmp_path / name, tmp_path / ("cb_" + name)):
+        np.testing.assert_allclose(rnnkit.load_model(path).predict(x), model.predict(x), rtol=1e-6)
+
+
+def test_flipped_bytes_are_caught_by_the_checksum(tmp_path):
+    model = rnnkit.Sequential([Dense(2, input_shape=(3,))])
+    model.compile("adam", "mse")
+    model.fit(np.ones((4, 3), "float32"), np.ones((4, 2), "float32"), verbose=0)
+    path = tmp_path / "m.safetensors"
+    model.save(path)
+    data = path.read_bytes()
+    header_end = 8 + int.from_bytes(data[:8], "little")
+    weight = bytearray(data)
+    weight[-3] ^= 0x10  # a bit of the last tensor's bytes: still a valid float
+    key = data.replace(b'"optimizer_state"', b'"optimizer_statf"')  # state silently dropped, unchecked
+    assert len(key) == len(data) and key != data
+    for bad in (bytes(weight), key):
+        path.write_bytes(bad)
+        with pytest.raises(ModelFileError, match="corrupt model file"):
+            rnnkit.load_model(path)
+    model.save_weights(tmp_path / "w.safetensors")
+    w = bytearray((tmp_path / "w.safetensors").read_bytes())
+    w[-1] ^= 0x01
+    (tmp_path / "w.safetensors").write_bytes(bytes(w))
+    with pytest.raises(ModelFileError, match="corrupt weights file"):
+        model.load_weights(tmp_path / "w.safetensors")
+    assert header_end < len(data)
