@@ -64,20 +64,39 @@ def get(identifier) -> Activation:
     return fn
 
 
-def serialize(identifier) -> str:
-    """The Keras name of an activation (for configs)."""
+# torch functions that compute exactly the Keras activation of the same name (F.leaky_relu's
+# default slope is 0.01, Keras's 0.2; F.softmax without dim is not the last axis).
+_SAME_AS_TORCH = {"relu", "tanh", "sigmoid", "elu", "selu", "gelu", "softplus", "softsign", "silu", "relu6"}
+
+
+def serialize(identifier) -> str | None:
+    """The Keras name of an activation (for configs); None for a callable that has none
+    (a lambda, say): a layer can use it, but not save it (see `to_config`)."""
     if identifier is None:
         return "linear"
     if isinstance(identifier, str):
+        get(identifier)
+        return identifier
+    if isinstance(identifier, dict):
+        identifier = identifier.get("config", {}).get("name", identifier.get("class_name"))
         get(identifier)
         return identifier
     for name, fn in _ACTIVATIONS.items():
         if fn is identifier:
             return name
     name = getattr(identifier, "__name__", None)
-    if name in _ACTIVATIONS:
-        return name
-    raise ValueError(f"activation {identifier!r} has no Keras name, so it cannot be saved")
+    return name if name in _SAME_AS_TORCH else None
+
+
+def to_config(layer, attr: str) -> str:
+    """``layer.<attr>``'s Keras name for ``get_config``; an activation without one cannot be saved."""
+    name = getattr(layer, f"{attr}_name")
+    if name is None:
+        raise ValueError(
+            f"layer {layer.name!r}: its {attr} {getattr(layer, attr)!r} has no Keras name, so the layer "
+            f"cannot be saved or configured; use a named one ({', '.join(sorted(_ACTIVATIONS)[:6])}, ...)"
+        )
+    return name
 
 
 def names() -> list[str]:

@@ -126,6 +126,13 @@ class Model(Layer):
         return [] if r is None else [r]
 
 
+class _Shaped:
+    """Stands for a tensor of ``shape`` in the layers' input checks (they only read ``.shape``)."""
+
+    def __init__(self, shape):
+        self.shape = tuple(shape)
+
+
 class Sequential(Model):
     """A linear stack of layers, as ``keras.Sequential``.
 
@@ -174,6 +181,7 @@ class Sequential(Model):
                 f"model {self.name!r}: all layers must have unique names; {layer.name!r} is already in the model"
             )
         self._stack.append(layer)
+        self.__dict__.pop("_fitting_shapes", None)
         if len(self._stack) == 1 and self._batch_input_shape is None and layer._batch_input_shape is not None:
             self._batch_input_shape = layer._batch_input_shape
         if self._batch_input_shape is not None:
@@ -185,6 +193,7 @@ class Sequential(Model):
             raise ValueError(f"model {self.name!r} has no layers to pop")
         layer = self._stack[-1]
         del self._stack[-1]
+        self.__dict__.pop("_fitting_shapes", None)
         if self.built:
             self._output_shape = self._stack[-1].output_shape if self._stack else self._build_input_shape
         return layer
@@ -203,8 +212,21 @@ class Sequential(Model):
             f"{', '.join(l.name for l in self._stack)}"
         )
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape=None) -> None:
+        """Build every layer for ``input_shape`` (batch axis first, as ``keras.Model.build``;
+        None: the declared input shape)."""
+        if input_shape is None:
+            input_shape = self._batch_input_shape
+            if input_shape is None:
+                raise ValueError(f"model {self.name!r}: build() needs an input shape, e.g. build((None, 33))")
         shape = tuple(input_shape)
+        if not self.__dict__.get("_building"):  # called directly, not by build_for
+            if self.built:
+                self._check_input(_Shaped(shape))
+            else:
+                self.build_for(shape)  # which records the shapes, then comes back here
+            return
+        self.__dict__.pop("_fitting_shapes", None)
         for i, layer in enumerate(self._stack):
             if isinstance(shape, list):
                 prev = self._stack[i - 1]
@@ -219,6 +241,13 @@ class Sequential(Model):
             shape = layer.compute_output_shape(shape)
         self._final_shape = shape
 
+    def build_for(self, input_shape) -> None:
+        self._building = True
+        try:
+            super().build_for(input_shape)
+        finally:
+            self._building = False
+
     def compute_output_shape(self, input_shape):
         shape = tuple(input_shape)
         for layer in self._stack:
@@ -226,9 +255,21 @@ class Sequential(Model):
         return shape
 
     def _check_input(self, x) -> None:
-        # The first layer knows what it accepts (an Embedding takes any sequence length).
-        if self._stack and self._stack[0].built:
-            self._stack[0]._check_input(x)
+        # Every layer was checked as the stack was built. An input of another shape (say,
+        # another length) is walked through the stack once, so that a layer it does not
+        # fit is named with what it expected, rather than failing deep inside a kernel.
+        key = tuple(x.shape[1:])
+        fitting = self.__dict__.setdefault("_fitting_shapes", set())
+        if key in fitting:
+            return
+        shape = (x.shape[0], *key)
+        for layer in self._stack:
+            if not layer.built or isinstance(shape, list):
+                break
+            layer._check_input(_Shaped(shape))
+            shape = layer.compute_output_shape(shape)
+        if len(fitting) < 1024:
+            fitting.add(key)
 
     # ------------------------------------------------------------- forward
     def forward(self, inputs, mask=None, training=None, return_logits: bool = False, with_mask: bool = False):

@@ -9,7 +9,7 @@ import torch
 
 import rnnkit
 from rnnkit.layers import (
-    LSTM, Bidirectional, Conv1D, Dense, Embedding, GlobalAveragePooling1D, Input, MaxPooling1D, RepeatVector,
+    LSTM, Bidirectional, Conv1D, Dense, Embedding, Flatten, GlobalAveragePooling1D, Input, MaxPooling1D, RepeatVector,
 )
 
 NOTES = Path(__file__).resolve().parents[2] / "shared" / "seed" / "rnn-notes.txt"
@@ -164,3 +164,43 @@ def test_call_on_numpy_and_torch_agree():
     m = seed_model_1()
     x = np.random.randint(0, 120, (2, 33))
     torch.testing.assert_close(m(x), m(torch.from_numpy(x)))
+
+
+def test_build_with_an_input_shape_as_keras():
+    m = rnnkit.Sequential([Embedding(50, 8), LSTM(4), Dense(3)])
+    assert not m.built
+    m.build((None, 6))
+    assert m.built and m.output_shape == (None, 3) and m.count_params() == 400 + 208 + 15
+    m.build((None, 6))  # again: a no-op
+    with pytest.raises(ValueError, match="needs an input shape"):
+        rnnkit.Sequential([Dense(2)]).build()
+
+
+def test_an_input_of_another_shape_names_the_layer_it_does_not_fit():
+    m = rnnkit.Sequential([Embedding(10, 4, input_shape=(8,)), Flatten(), Dense(2)])
+    with pytest.raises(ValueError, match=r"layer 'flatten_?\d*' \(Flatten\) expected input shape \(None, 8, 4\), "
+                                         r"got \(1, 12, 4\)"):
+        m.predict(np.ones((1, 12), int))
+    assert m.predict(np.ones((1, 8), int)).shape == (1, 2)
+    # a recurrent stack takes any length, as in Keras
+    r = rnnkit.Sequential([Embedding(10, 4, input_shape=(8,)), LSTM(3), Dense(2)])
+    assert r.predict(np.ones((2, 12), int)).shape == (2, 2)
+
+
+def test_windows_longer_than_the_input_are_refused_when_the_model_is_built():
+    with pytest.raises(ValueError, match=r"\(Conv1D\): input of 3 steps is shorter than the kernel span 5"):
+        rnnkit.Sequential([Embedding(10, 4, input_shape=(3,)), Conv1D(2, 5)])
+    with pytest.raises(ValueError, match=r"\(MaxPooling1D\): input of 3 steps is shorter than pool_size=5"):
+        rnnkit.Sequential([Embedding(10, 4, input_shape=(3,)), MaxPooling1D(5), LSTM(2)])
+    m = rnnkit.Sequential([Embedding(10, 4, input_shape=(None,)), Conv1D(2, 5), Dense(1)])
+    with pytest.raises(ValueError, match="shorter than the kernel span"):
+        m.predict(np.ones((1, 3), int))
+
+
+def test_float64_tensors_take_the_weights_dtype():
+    x = torch.ones(2, 4, dtype=torch.float64)
+    assert Dense(3)(x).dtype == torch.float32  # built by this very call
+    m = rnnkit.Sequential([Dense(3, input_shape=(4,)), Dense(1)])
+    np.testing.assert_allclose(m.predict(x), m.predict(x.float().numpy()))
+    m.double()  # a float64 model keeps float64
+    assert m(torch.ones(2, 4)).dtype == torch.float64

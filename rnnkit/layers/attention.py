@@ -201,8 +201,8 @@ class Attention(Layer):
         cfg.update(
             score=self.score,
             units=self.units,
-            activation=self.activation_name,
-            energy_activation=self.energy_activation_name,
+            activation=activations.to_config(self, "activation"),
+            energy_activation=activations.to_config(self, "energy_activation"),
             use_bias=self.use_bias,
             kernel_initializer=initializers.serialize(self.kernel_initializer),
         )

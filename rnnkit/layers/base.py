@@ -98,6 +98,9 @@ class Layer(nn.Module):
         **unknown,
     ):
         super().__init__()
+        # Keras's default outside fit is inference: a direct call (layer(x), model(x)) drops
+        # nothing. fit / the training loops switch to training mode with .train() and back.
+        self.training = False
         if unknown:
             raise TypeError(
                 f"{type(self).__name__}() got unexpected argument(s): {', '.join(sorted(unknown))}"
@@ -146,11 +149,13 @@ class Layer(nn.Module):
     def __call__(self, inputs, *args, **kwargs):
         device = self._param_device()
         if isinstance(inputs, (list, tuple)):
-            inputs = [as_tensor(t, device) for t in inputs]
+            inputs = [self._cast_input(as_tensor(t, device)) for t in inputs]
         else:
-            inputs = as_tensor(inputs, device)
+            inputs = self._cast_input(as_tensor(inputs, device))
         if not self.built:
             self.build_for(shape_of(inputs))
+            self._param_device()  # now that the weights exist: their dtype, for the cast below
+            inputs = [self._cast_input(t) for t in inputs] if isinstance(inputs, list) else self._cast_input(inputs)
         elif isinstance(inputs, torch.Tensor):
             self._check_input(inputs)
         mask = kwargs.get("mask")
@@ -186,17 +191,27 @@ class Layer(nn.Module):
         cached = self.__dict__.get("_device_cache", False)
         if cached is not False:
             return cached
-        device = getattr(self, "_device_hint", None)
+        device, dtype = getattr(self, "_device_hint", None), None
         for p in self.parameters():
-            device = p.device
+            device, dtype = p.device, p.dtype
             break
         if self.built:
             self.__dict__["_device_cache"] = device
+            self.__dict__["_dtype_cache"] = dtype
         return device
+
+    def _cast_input(self, t):
+        # Floating inputs take the weights' dtype, as Keras casts inputs to a layer's dtype
+        # (a float64 tensor would otherwise fail inside the first matrix product).
+        dtype = self.__dict__.get("_dtype_cache")
+        if dtype is not None and isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype != dtype:
+            return t.to(dtype)
+        return t
 
     def _apply(self, fn, *args, **kwargs):
         # nn.Module._apply recurses through the children's _apply, so each layer clears its own.
         self.__dict__.pop("_device_cache", None)
+        self.__dict__.pop("_dtype_cache", None)
         return super()._apply(fn, *args, **kwargs)
 
     # --------------------------------------------------------------- weights

@@ -119,8 +119,16 @@ class Conv1D(Layer):
         self.bias = nn.Parameter(self.bias_initializer((self.filters,))) if self.use_bias else None
 
     def compute_output_shape(self, input_shape):
+        span = (self.kernel_size - 1) * self.dilation_rate + 1
+        if self.padding == "valid" and input_shape[1] is not None and input_shape[1] < span:
+            raise ValueError(self._too_short(input_shape[1], span))
         t = conv_output_length(input_shape[1], self.kernel_size, self.padding, self.strides, self.dilation_rate)
         return (input_shape[0], t, self.filters)
+
+    def _too_short(self, length, span) -> str:
+        return (f"layer {self.name!r} (Conv1D): input of {length} steps is shorter than the kernel span {span} "
+                f"(kernel_size={self.kernel_size}, dilation_rate={self.dilation_rate}); use padding='same' or "
+                f"'causal', or longer inputs")
 
     def forward(self, inputs, mask=None, training=None):
         x = inputs
@@ -130,10 +138,7 @@ class Conv1D(Layer):
             x = pad_time(x, *same_padding(x.shape[1], self.kernel_size, self.strides, self.dilation_rate))
         span = (self.kernel_size - 1) * self.dilation_rate + 1
         if x.shape[1] < span:
-            raise ValueError(
-                f"layer {self.name!r} (Conv1D): input of {inputs.shape[1]} steps is shorter than the "
-                f"kernel span {span} (kernel_size={self.kernel_size}, dilation_rate={self.dilation_rate})"
-            )
+            raise ValueError(self._too_short(inputs.shape[1], span))
         y = F.conv2d(as_image(x), self.kernel.unsqueeze(2), self.bias, (1, self.strides), 0, (1, self.dilation_rate))
         return self.activation(from_image(y))
 
@@ -153,7 +158,7 @@ class Conv1D(Layer):
             strides=self.strides,
             padding=self.padding,
             dilation_rate=self.dilation_rate,
-            activation=self.activation_name,
+            activation=activations.to_config(self, "activation"),
             use_bias=self.use_bias,
             kernel_initializer=initializers.serialize(self.kernel_initializer),
             bias_initializer=initializers.serialize(self.bias_initializer),

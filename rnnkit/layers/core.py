@@ -114,7 +114,7 @@ class Dense(Layer):
         cfg = super().get_config()
         cfg.update(
             units=self.units,
-            activation=self.activation_name,
+            activation=activations.to_config(self, "activation"),
             use_bias=self.use_bias,
             kernel_initializer=initializers.serialize(self.kernel_initializer),
             bias_initializer=initializers.serialize(self.bias_initializer),
@@ -267,7 +267,7 @@ class Activation(Layer):
 
     def get_config(self):
         cfg = super().get_config()
-        cfg["activation"] = self.activation_name
+        cfg["activation"] = activations.to_config(self, "activation")
         return cfg
 
 

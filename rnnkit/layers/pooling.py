@@ -20,7 +20,15 @@ class _Pooling1D(Layer):
             raise ValueError(f"{type(self).__name__}: only data_format='channels_last' is supported")
         self.padding = padding
 
+    def _check_length(self, length) -> None:
+        if self.padding == "valid" and length is not None and length < self.pool_size:
+            raise ValueError(
+                f"layer {self.name!r} ({type(self).__name__}): input of {length} steps is shorter than "
+                f"pool_size={self.pool_size}; use padding='same' or longer inputs"
+            )
+
     def compute_output_shape(self, input_shape):
+        self._check_length(input_shape[1])
         t = conv_output_length(input_shape[1], self.pool_size, self.padding, self.strides)
         return (input_shape[0], t, input_shape[2])
 
@@ -30,8 +38,7 @@ class _Pooling1D(Layer):
                 f"layer {self.name!r} ({type(self).__name__}) expects (batch, time, features), got {tuple(inputs.shape)}"
             )
         length = inputs.shape[1]
-        if self.padding == "valid" and length < self.pool_size:
-            return inputs.new_zeros(inputs.shape[0], 0, inputs.shape[2])
+        self._check_length(length)
         pad = same_padding(length, self.pool_size, self.strides) if self.padding == "same" else (0, 0)
         # Pooled as a channels-last image (see convolutional.as_image): no copies in or out.
         return from_image(self._pool(inputs, pad))

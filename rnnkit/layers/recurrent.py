@@ -285,7 +285,7 @@ class RNN(Layer):
         cfg = super().get_config()
         cfg.update(
             units=self.units,
-            activation=self.activation_name,
+            activation=activations.to_config(self, "activation"),
             use_bias=self.use_bias,
             kernel_initializer=initializers.serialize(self.kernel_initializer),
             recurrent_initializer=initializers.serialize(self.recurrent_initializer),
@@ -301,7 +301,7 @@ class RNN(Layer):
             zero_output_for_mask=self.zero_output_for_mask,
         )
         if self.cell_type != "rnn":
-            cfg["recurrent_activation"] = self.recurrent_activation_name
+            cfg["recurrent_activation"] = activations.to_config(self, "recurrent_activation")
         return cfg
 
 

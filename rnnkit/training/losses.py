@@ -14,6 +14,28 @@ import torch.nn.functional as F
 EPSILON = 1e-7  # keras.backend.epsilon()
 
 
+def targets_like(y_true: torch.Tensor, y_pred: torch.Tensor, loss: str) -> torch.Tensor:
+    """``y_true`` in ``y_pred``'s dtype, aligned as Keras aligns targets: a missing trailing axis
+    of 1 added (or a surplus one dropped), then broadcast to the output's shape, so ``(batch,)``
+    or ``(batch, 1)`` targets serve a ``(batch, k)`` output. Anything else is refused: a reshape
+    of targets in another layout would silently pair the wrong numbers."""
+    y_true = y_true.to(y_pred.dtype)
+    if y_true.dim() == y_pred.dim() - 1:
+        y_true = y_true.unsqueeze(-1)
+    elif y_true.dim() == y_pred.dim() + 1 and y_true.shape[-1] == 1:
+        y_true = y_true.squeeze(-1)
+    try:
+        fits = torch.broadcast_shapes(y_true.shape, y_pred.shape) == y_pred.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(
+            f"{loss}: targets of shape {tuple(y_true.shape)} do not fit the model's output of shape "
+            f"{tuple(y_pred.shape)}; expected the output's shape (or one that broadcasts to it)"
+        )
+    return y_true
+
+
 class Loss:
     name = "loss"
     #: final activation whose logits this loss can use directly (see module doc)
@@ -127,7 +149,7 @@ class BinaryCrossentropy(Loss):
     logit_activation = "sigmoid"
 
     def per_sample(self, y_true, y_pred, logits):
-        y_true = y_true.to(y_pred.dtype).reshape(y_pred.shape)
+        y_true = targets_like(y_true, y_pred, self.name)
         if logits:
             return F.binary_cross_entropy_with_logits(y_pred, y_true, reduction="none").mean(-1)
         p = y_pred.clamp(EPSILON, 1 - EPSILON)
@@ -138,14 +160,14 @@ class MeanSquaredError(Loss):
     name = "mean_squared_error"
 
     def per_sample(self, y_true, y_pred, logits):
-        return (y_pred - y_true.to(y_pred.dtype).reshape(y_pred.shape)).square().mean(-1)
+        return (y_pred - targets_like(y_true, y_pred, self.name)).square().mean(-1)
 
 
 class MeanAbsoluteError(Loss):
     name = "mean_absolute_error"
 
     def per_sample(self, y_true, y_pred, logits):
-        return (y_pred - y_true.to(y_pred.dtype).reshape(y_pred.shape)).abs().mean(-1)
+        return (y_pred - targets_like(y_true, y_pred, self.name)).abs().mean(-1)
 
 
 _LOSSES = {

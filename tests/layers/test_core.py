@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
+import rnnkit
 from rnnkit import regularizers
-from rnnkit.layers import Activation, Dense, Dropout, Embedding, Flatten, Input, RepeatVector, TimeDistributed
+from rnnkit.layers import LSTM, Activation, Dense, Dropout, Embedding, Flatten, Input, RepeatVector, TimeDistributed
 
 
 def test_dense_on_vectors_and_sequences():
@@ -91,3 +92,33 @@ def test_unbuilt_layer_errors():
         Dense(3).count_params()
     with pytest.raises(ValueError, match="Dense: units must be a positive integer"):
         Dense(0)
+
+
+def test_direct_calls_run_in_inference_mode_as_in_keras():
+    x = np.ones((4, 6), "float32")
+    drop = Dropout(0.5)
+    np.testing.assert_array_equal(drop(x).numpy(), x)  # outside fit nothing is dropped
+    assert (drop(x, training=True).numpy() == 0).any()
+    model = rnnkit.Sequential([Dense(8, input_shape=(6,)), Dropout(0.9), Dense(2)])
+    torch.testing.assert_close(model(x), model(x))
+    lstm = LSTM(3, dropout=0.9)
+    seq = np.random.default_rng(0).random((2, 5, 4)).astype("float32")
+    torch.testing.assert_close(lstm(seq), lstm(seq))
+    model.compile("adam", "mse")
+    model.fit(x, np.zeros((4, 2), "float32"), epochs=1, verbose=0)
+    assert not model.training and not model.layers[1].training  # back to inference after fit
+
+
+def test_unnamed_activations_run_but_cannot_be_saved(tmp_path):
+    import torch.nn.functional as F
+
+    dense = Dense(3, activation=lambda x: x * 2)  # as Keras: fine to use, fails only when saved
+    x = np.ones((1, 2), "float32")
+    assert dense(x).shape == (1, 3)
+    with pytest.raises(ValueError, match="has no Keras name, so the layer cannot be saved"):
+        dense.get_config()
+    # torch's leaky_relu (slope 0.01) is not Keras's (0.2): it must not be saved under that name
+    leaky = Dense(3, activation=F.leaky_relu)
+    with pytest.raises(ValueError, match="has no Keras name"):
+        leaky.get_config()
+    assert Dense(3, activation=F.relu).get_config()["activation"] == "relu"

@@ -43,3 +43,22 @@ def test_sparse_crossentropy_refuses_bad_labels():
     with pytest.raises(ValueError, match=r"integer labels of shape \(2,\), got \(3,\)"):
         loss.mean(torch.tensor([0, 1, 2]), out, True)
     assert np.isnan(float(loss.mean(torch.zeros(0, dtype=torch.long), torch.zeros(0, 3), True)))
+
+
+def test_regression_targets_are_aligned_as_keras_aligns_them():
+    from rnnkit.training.losses import BinaryCrossentropy, MeanAbsoluteError, MeanSquaredError
+
+    out = torch.tensor([[1.0, 3.0], [0.0, 2.0]])
+    mse = MeanSquaredError()
+    # (batch,) and (batch, 1) targets broadcast over the output's last axis
+    expected = torch.tensor([(0 + 4) / 2, (1 + 1) / 2])
+    torch.testing.assert_close(mse.per_sample(torch.tensor([1.0, 1.0]), out, False), expected)
+    torch.testing.assert_close(mse.per_sample(torch.tensor([[1.0], [1.0]]), out, False), expected)
+    torch.testing.assert_close(MeanAbsoluteError().per_sample(torch.tensor([[1.0], [1.0]]), out, False),
+                               torch.tensor([1.0, 1.0]))
+    # a trailing axis of 1 on the targets is dropped
+    torch.testing.assert_close(mse.per_sample(out.unsqueeze(-1), out, False), torch.zeros(2))
+    # the same numbers in another layout are refused, not reshaped
+    for loss in (mse, BinaryCrossentropy()):
+        with pytest.raises(ValueError, match=r"targets of shape \(2, 3\) do not fit the model's output of shape \(3, 2\)"):
+            loss.per_sample(torch.zeros(2, 3), torch.full((3, 2), 0.5), False)
