@@ -181,6 +181,28 @@ _LOSSES = {
 }
 
 
+def _loss_function(cls: type[Loss], name: str, logits_arg: bool):
+    """Keras's function form of ``cls`` (``keras.losses.mean_squared_error``, ...): per-sample losses."""
+    if logits_arg:
+        def fn(y_true, y_pred, from_logits: bool = False):
+            return cls(from_logits=from_logits).per_sample(torch.as_tensor(y_true), torch.as_tensor(y_pred),
+                                                           from_logits)
+    else:  # no from_logits, as in Keras
+        def fn(y_true, y_pred):
+            return cls().per_sample(torch.as_tensor(y_true), torch.as_tensor(y_pred), False)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"Per-sample {name.replace('_', ' ')} (``keras.losses.{name}``); ``compile`` takes it as ``{cls.__name__}()``."
+    fn.loss_class = cls
+    return fn
+
+
+categorical_crossentropy = _loss_function(CategoricalCrossentropy, "categorical_crossentropy", True)
+sparse_categorical_crossentropy = _loss_function(SparseCategoricalCrossentropy, "sparse_categorical_crossentropy", True)
+binary_crossentropy = _loss_function(BinaryCrossentropy, "binary_crossentropy", True)
+mean_squared_error = mse = _loss_function(MeanSquaredError, "mean_squared_error", False)
+mean_absolute_error = mae = _loss_function(MeanAbsoluteError, "mean_absolute_error", False)
+
+
 class _CallableLoss(Loss):
     def __init__(self, fn):
         super().__init__()
@@ -207,7 +229,8 @@ def get(identifier) -> Loss:
         cfg = dict(identifier)
         return _LOSSES[cfg.pop("name")](**cfg)
     if callable(identifier):
-        return _CallableLoss(identifier)
+        cls = getattr(identifier, "loss_class", None)  # keras.losses.mean_squared_error and the like
+        return cls() if cls is not None else _CallableLoss(identifier)
     raise ValueError(f"cannot interpret {identifier!r} as a loss")
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit.training.losses import SparseCategoricalCrossentropy
+from rnnkit.training.losses import CategoricalCrossentropy, SparseCategoricalCrossentropy, get
 
 
 @pytest.mark.parametrize("logits", [True, False])
@@ -62,3 +62,16 @@ def test_regression_targets_are_aligned_as_keras_aligns_them():
     for loss in (mse, BinaryCrossentropy()):
         with pytest.raises(ValueError, match=r"targets of shape \(2, 3\) do not fit the model's output of shape \(3, 2\)"):
             loss.per_sample(torch.zeros(2, 3), torch.full((3, 2), 0.5), False)
+
+
+def test_keras_function_forms():
+    import rnnkit.keras as keras
+
+    y, p = torch.tensor([[0.0, 1.0]]), torch.tensor([[0.5, 0.5]])
+    torch.testing.assert_close(keras.losses.mean_squared_error(y, p), torch.tensor([0.25]))
+    torch.testing.assert_close(keras.losses.mae(y.numpy(), p.numpy()), torch.tensor([0.5]))
+    logits = torch.tensor([[2.0, 0.0, -1.0]])
+    torch.testing.assert_close(keras.losses.sparse_categorical_crossentropy(torch.tensor([0]), logits, from_logits=True),
+                               torch.nn.functional.cross_entropy(logits, torch.tensor([0]), reduction="none"))
+    # compile takes the function as the class (so the logit form still applies)
+    assert isinstance(get(keras.losses.categorical_crossentropy), CategoricalCrossentropy)
