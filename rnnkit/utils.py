@@ -38,6 +38,17 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
         raise
 
 
+def check_folder_path(path: str | os.PathLike, option: str = "--out") -> None:
+    """ValueError (one line) when ``path`` cannot be a folder: it, or a folder above it, is a file."""
+    path = Path(path)
+    for p in (path, *path.parents):
+        if p.exists():
+            if not p.is_dir():
+                where = "is a file" if p == path else f"lies under {p}, which is a file"
+                raise ValueError(f"{option} {path} {where}; expected a folder for the run")
+            return
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     with atomic_write(path, "wb") as fh:
         fh.write(data)

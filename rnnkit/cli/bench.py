@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from pathlib import Path
+
+from .checks import check_writable
 
 
 def register(sub) -> None:
@@ -42,27 +43,12 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _check_writable(option: str, path: str | None) -> None:
-    """Fail before the measurements, not after, when an output file cannot be written there."""
-    if path is None:
-        return
-    target = Path(path)
-    if target.is_dir():
-        raise ValueError(f"{option} {path} is a folder; expected a file path")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=target.parent):
-            pass
-    except OSError as exc:
-        raise ValueError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
-
-
 def run(args) -> int:
     from .. import bench
     from ..utils import atomic_write_text
 
-    _check_writable("--json", args.json)
-    _check_writable("--plot", args.plot)
+    check_writable("--json", args.json)
+    check_writable("--plot", args.plot)
     options = dict(bench.QUICK) if args.quick else {}
     given = {"seq_lens": args.seq_len, "batch_size": args.batch_size, "hidden": args.hidden,
              "embedding": args.embedding, "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds}

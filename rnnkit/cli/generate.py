@@ -38,8 +38,10 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from .checks import check_writable
     from .main import CLIError
 
+    check_writable("--json", args.json)
     level = RunFolder.open(args.run_dir).read_config().get("level")
     generator = GENERATORS.get(level)
     if generator is None:

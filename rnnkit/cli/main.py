@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
-    except (CLIError, ValueError, FileNotFoundError, FileExistsError, RuntimeError) as exc:
+    except (CLIError, ValueError, OSError, RuntimeError) as exc:  # OSError: a path that is a file, a full disk, ...
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         print(f"rnnkit: error: {message}", file=sys.stderr)
         return 2

@@ -13,6 +13,8 @@ import json
 import sys
 from pathlib import Path
 
+from .checks import check_writable, non_negative_int, positive_float, positive_int
+
 DEFAULT_MINUTES = 3.0
 
 
@@ -27,27 +29,27 @@ def register(sub) -> None:
     src.add_argument("--pairs", metavar="FILE.tsv", help="train on tab-separated source/target pairs (character level)")
     t.add_argument("--out", required=True, help="run directory to write (model.safetensors, config.json, heldout.tsv)")
     budget = t.add_mutually_exclusive_group()
-    budget.add_argument("--minutes", type=float,
+    budget.add_argument("--minutes", type=positive_float,
                         help=f"wall-time budget (default {DEFAULT_MINUTES:g} when no --epochs)")
-    budget.add_argument("--epochs", type=int, help="passes over the training pairs")
+    budget.add_argument("--epochs", type=positive_int, help="passes over the training pairs")
     t.add_argument("--preset", choices=["course", "dates", "pairs"],
                    help="model and training settings (default: dates for --task dates, pairs for --pairs); "
                         "'course' is the Coursera model, 52,960 parameters")
-    t.add_argument("--train-size", type=int, help="generated training pairs (dates task)")
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--lr", type=float, help="Adam learning rate at the start")
-    t.add_argument("--n-a", type=int, help="encoder units per direction")
-    t.add_argument("--n-s", type=int, help="decoder units")
+    t.add_argument("--train-size", type=positive_int, help="generated training pairs (dates task)")
+    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--lr", type=positive_float, help="Adam learning rate at the start")
+    t.add_argument("--n-a", type=positive_int, help="encoder units per direction")
+    t.add_argument("--n-s", type=positive_int, help="decoder units")
     t.add_argument("--cell", choices=["lstm", "gru"])
     t.add_argument("--attention", choices=["additive", "dot", "general"])
     t.add_argument("--decoder-input", choices=["context", "feedback"],
                    help="context: the course's decoder; feedback: also the previous output symbol (teacher forcing)")
-    t.add_argument("--embedding-dim", type=int, help="input embedding width (0: one-hot inputs)")
-    t.add_argument("--tx", type=int, help="input length (dates: 30; pairs: the longest source)")
-    t.add_argument("--ty", type=int, help="output length (dates: 10; pairs: the longest target)")
+    t.add_argument("--embedding-dim", type=non_negative_int, help="input embedding width (0: one-hot inputs)")
+    t.add_argument("--tx", type=positive_int, help="input length (dates: 30; pairs: the longest source)")
+    t.add_argument("--ty", type=positive_int, help="output length (dates: 10; pairs: the longest target)")
     t.add_argument("--lowercase", action="store_true", help="pairs: lower-case the sources")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=1,
+    t.add_argument("--threads", type=non_negative_int, default=1,
                    help="torch CPU threads while training (default 1; 0 keeps torch's own setting)")
     again = t.add_mutually_exclusive_group()
     again.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
@@ -144,6 +146,7 @@ def run_translate(args) -> int:
         raise CLIError("--plot draws one translation: give the TEXT argument")
     if args.plot and Path(args.plot).suffix.lower() != ".png":
         raise CLIError(f"--plot writes a PNG file; got {args.plot!r} (use a .png name)")
+    check_writable("--plot", args.plot)
     texts = [args.text] if args.text is not None else _read_stdin_lines()
     # Blank stdin lines give blank output lines, so output line i answers input line i.
     filled = [i for i, t in enumerate(texts) if t.strip() or args.text is not None]
@@ -179,6 +182,7 @@ def run_evaluate(args) -> int:
     from ..seq2seq.translate import Translator, score
     from ..utils import atomic_write_text
 
+    check_writable("--json", args.json)
     translator = Translator.load(args.run)
     pairs = read_pairs(args.pairs) if args.pairs else checkpoint.read_heldout(args.run)
     predictions = translator.translate_texts([s for s, _ in pairs], beam_width=args.beam)

@@ -25,6 +25,7 @@ from ..lm.run import RunFolder
 from ..lm.word import CELLS, DEFAULT_EPOCHS, PRESETS, WordConfig, canonical_corpus, train_word_model
 from ..training.callbacks import Callback
 from ..utils import atomic_write_text
+from .checks import check_writable
 
 # Options of the word-level engine, as ``dest -> WordConfig field``; None means "not given".
 WORD_OPTIONS = {
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     engine = LEVELS.get(args.level)
     if engine is None:
         raise CLIError(f"--level {args.level} is not available yet; available: {', '.join(LEVELS)}")
+    check_writable("--json", args.json)
     set_threads(args.threads)
     started = time.perf_counter()
     result = engine(args)

@@ -32,7 +32,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..training.callbacks import Callback
-from ..utils import atomic_write, atomic_write_bytes, atomic_write_text
+from ..utils import atomic_write, atomic_write_bytes, atomic_write_text, check_folder_path
 
 __all__ = ["RunFolder", "RunFolderError", "EpochCheckpoint", "FORMAT"]
 
@@ -88,8 +88,10 @@ class RunFolder:
     def create(cls, path, overwrite: bool = False) -> "RunFolder":
         """A folder for a new run; refuses to replace an existing run unless `overwrite`."""
         run = cls(path)
-        if run.path.exists() and not run.path.is_dir():
-            raise RunFolderError(f"--out {run.path} is a file; expected a folder for the run")
+        try:
+            check_folder_path(run.path)
+        except ValueError as exc:
+            raise RunFolderError(str(exc)) from None
         if run.is_run() and not overwrite:
             raise RunFolderError(f"{run.path} already holds a run; pass --resume to continue it, "
                                  f"--overwrite to replace it, or another --out folder")

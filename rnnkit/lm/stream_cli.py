@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from ..cli.checks import non_negative_int, positive_float, positive_int
 from .charlm import CELLS, PRECISIONS
 from .stream_train import LEVEL_DEFAULTS, PRESETS
 
@@ -42,20 +42,6 @@ def _set_threads(args) -> None:
         torch.set_num_threads(int(threads))
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
 # -------------------------------------------------------------------- train
 def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) -> None:
     """Options of streaming training. With ``shared=False`` the options a word-level
@@ -67,12 +53,12 @@ def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) ->
         parser.add_argument("--corpus", help="corpus name, python-stdlib, or a text file/folder (default tiny-shakespeare)")
         parser.add_argument("--level", choices=("char", "word"), help="tokens: characters (default) or whitespace words")
         parser.add_argument("--out", required=True, help="run folder (checkpoints, metrics.jsonl, config.json)")
-        parser.add_argument("--hidden", type=_positive_int, help=f"units per layer (char {c['hidden']}, word {w['hidden']})")
-        parser.add_argument("--layers", type=_positive_int, help=f"recurrent layers (char {c['layers']}, word {w['layers']})")
-        parser.add_argument("--embedding", type=_positive_int, help=f"embedding width (char {c['embedding']}, word {w['embedding']})")
-        parser.add_argument("--batch-size", type=_positive_int, help=f"parallel streams (per process under torchrun; default {c['batch_size']})")
-        parser.add_argument("--seq-len", type=_positive_int, help=f"BPTT steps per batch (char {c['seq_len']}, word {w['seq_len']})")
-        parser.add_argument("--lr", type=_positive_float, help=f"peak learning rate (char {c['lr']}, word {w['lr']})")
+        parser.add_argument("--hidden", type=positive_int, help=f"units per layer (char {c['hidden']}, word {w['hidden']})")
+        parser.add_argument("--layers", type=positive_int, help=f"recurrent layers (char {c['layers']}, word {w['layers']})")
+        parser.add_argument("--embedding", type=positive_int, help=f"embedding width (char {c['embedding']}, word {w['embedding']})")
+        parser.add_argument("--batch-size", type=positive_int, help=f"parallel streams (per process under torchrun; default {c['batch_size']})")
+        parser.add_argument("--seq-len", type=positive_int, help=f"BPTT steps per batch (char {c['seq_len']}, word {w['seq_len']})")
+        parser.add_argument("--lr", type=positive_float, help=f"peak learning rate (char {c['lr']}, word {w['lr']})")
         parser.add_argument("--seed", type=int, help="seed for weights and dropout (default 0)")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="named settings; options you give override them")
     parser.add_argument("--resume", nargs="?", const="last", choices=("last", "best"),
@@ -81,9 +67,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) ->
     parser.add_argument("--dropout", type=float, help="dropout on embedding, between layers, before the head (char 0, word 0.3)")
     parser.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
                         help="share embedding and output weights (needs --embedding = --hidden; word default)")
-    parser.add_argument("--steps", type=_positive_int, help="stop after this many steps, counted from the start of the run")
-    parser.add_argument("--epochs", type=_positive_float, help="stop after this many passes over the training text")
-    parser.add_argument("--minutes", type=_positive_float, help="wall-clock budget, evaluation and saving included")
+    parser.add_argument("--steps", type=positive_int, help="stop after this many steps, counted from the start of the run")
+    parser.add_argument("--epochs", type=positive_float, help="stop after this many passes over the training text")
+    parser.add_argument("--minutes", type=positive_float, help="wall-clock budget, evaluation and saving included")
     parser.add_argument("--schedule", choices=("cosine", "plateau", "constant"), help="learning-rate schedule after warm-up (default cosine)")
     parser.add_argument("--warmup", type=int, help="warm-up steps (default 50)")
     parser.add_argument("--min-lr-ratio", type=float, help="cosine floor as a fraction of --lr (default 0.1)")
@@ -91,14 +77,14 @@ def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) ->
     parser.add_argument("--clip", type=float, help="global gradient-norm clip, 0 = off (default 1.0)")
     parser.add_argument("--val-fraction", type=float,
                         help="last fraction of the text held out (default 0.1; corpora with a valid split use it)")
-    parser.add_argument("--eval-every", type=_positive_int, help="validate and checkpoint every N steps (default 500)")
-    parser.add_argument("--log-every", type=_positive_int, help="metrics.jsonl line every N steps (default 10)")
+    parser.add_argument("--eval-every", type=positive_int, help="validate and checkpoint every N steps (default 500)")
+    parser.add_argument("--log-every", type=positive_int, help="metrics.jsonl line every N steps (default 10)")
     parser.add_argument("--device", help="cpu (default), cuda or auto")
-    parser.add_argument("--threads", type=_positive_int,
+    parser.add_argument("--threads", type=positive_int,
                         help="CPU threads for torch (default: torch's choice, all cores; 1 on a busy machine)")
     parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
                         help="progress display (default: a bar on a terminal, lines otherwise)")
-    parser.add_argument("--sample", type=int, default=0, metavar="N",
+    parser.add_argument("--sample", type=non_negative_int, default=0, metavar="N",
                         help="print N generated tokens from the best checkpoint at the end (default 0)")
 
 
@@ -130,10 +116,10 @@ def add_generate_arguments(parser: argparse.ArgumentParser, run_argument: bool =
     parser.add_argument("--prime", default="", help="text fed to the model first (default: a newline)")
     parser.add_argument("--length", type=int, default=500, help="tokens to generate (default 500)")
     parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1.0)")
-    parser.add_argument("--top-k", type=_positive_int, help="sample among the k most likely tokens")
+    parser.add_argument("--top-k", type=positive_int, help="sample among the k most likely tokens")
     parser.add_argument("--top-p", type=float, help="sample among the most likely tokens holding this probability")
-    parser.add_argument("--beam-width", type=_positive_int, help="beam search instead of sampling (short completions)")
-    parser.add_argument("--num-samples", type=_positive_int, default=1, metavar="N",
+    parser.add_argument("--beam-width", type=positive_int, help="beam search instead of sampling (short completions)")
+    parser.add_argument("--num-samples", type=positive_int, default=1, metavar="N",
                         help="N independent samples generated together as one batch (printed when done; many "
                              "times the characters per second of one stream); default 1, streamed")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed: same seed, same text (default 0)")
@@ -141,7 +127,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser, run_argument: bool =
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="weights for the per-token steps: fp32 (default), fp16 or int8 (fbgemm: fewer bytes a "
                              "token, slightly different numbers; faster than fp32 only on a busy CPU)")
-    parser.add_argument("--threads", type=_positive_int,
+    parser.add_argument("--threads", type=positive_int,
                         help="CPU threads for torch and for numpy's BLAS, which runs an LSTM's per-token products "
                              "(default: the cores other processes leave idle)")
 
@@ -226,10 +212,10 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, run_argument: bool =
                              "and 'train' the rest (default: valid of the run's corpus, else the whole text)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default best)")
-    parser.add_argument("--batch-size", type=_positive_int,
+    parser.add_argument("--batch-size", type=positive_int,
                         help="parallel streams, each starting from the zero state (default: the run's batch size "
                              "times its processes, so that --split valid reproduces training's validation loss)")
-    parser.add_argument("--threads", type=_positive_int, help="CPU threads for torch (default: torch's choice)")
+    parser.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
 
 
 def evaluation_ids(lm, corpus: str, split: str | None, val_fraction: float | None):
@@ -258,6 +244,9 @@ def evaluate_from_args(args) -> int:
 
     from .stream import StreamLM
 
+    from ..cli.checks import check_writable
+
+    check_writable("--json", args.json)
     _set_threads(args)
     lm = StreamLM.load(args.run, args.checkpoint)
     train_cfg = lm.meta["train"]

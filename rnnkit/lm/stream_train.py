@@ -35,7 +35,7 @@ import torch.nn.functional as F
 
 from .. import distributed
 from ..allocator import keep_freed_memory
-from ..utils import atomic_write_text
+from ..utils import atomic_write_text, check_folder_path
 from . import checkpoint as ckpt
 from .run import RunFolder
 from .charlm import CharLM, CharLMConfig
@@ -106,6 +106,10 @@ class TrainConfig:
             raise ValueError(f"learning rate must be positive, got {self.lr!r}")
         if self.warmup_steps < 0 or self.clip < 0 or self.weight_decay < 0:
             raise ValueError("warmup_steps, clip and weight_decay must be >= 0")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"min_lr_ratio (--min-lr-ratio) must be in [0, 1], got {self.min_lr_ratio!r}")
+        if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction (--val-fraction) must be in (0, 1), got {self.val_fraction!r}")
 
 
 MODEL_KEYS = tuple(f.name for f in fields(CharLMConfig) if f.name != "vocab_size")
@@ -169,7 +173,7 @@ def load_stream_data(config: TrainConfig, vocab: Vocab | None = None) -> tuple[V
         shown = ", ".join(repr(t) for t, _ in missing.most_common(5))
         notes.append(f"{sum(missing.values()):,} tokens not in the vocabulary were {what} (e.g. {shown})")
     if len(val_ids) < 2:
-        raise ValueError(f"validation text too short: {len(val_ids)} tokens; raise val_fraction or use a longer corpus")
+        raise ValueError(f"validation text too short: {len(val_ids)} tokens; raise --val-fraction or use a longer corpus")
     return vocab, train_ids, val_ids, notes
 
 
@@ -406,10 +410,14 @@ def _train(out: Path, resume, progress: str, on_log, options: dict) -> dict:
         raise ValueError(
             f"cannot resume: corpus {config.corpus!r} now gives {len(train_ids):,} training tokens, "
             f"the run was started on {saved['data']['train_tokens']:,}")
+    text_crc = [_crc32(train_ids), _crc32(val_ids)]
+    if saved and saved["data"].get("text_crc32", text_crc) != text_crc:  # older runs did not record it
+        raise ValueError(f"cannot resume: the text of corpus {config.corpus!r} has changed since the run started "
+                         f"(same length, other contents)")
     if world > 1:
         distributed.check_same_config({
             "model": model_opts, "train": asdict(config), "vocab": vocab.to_dict(), "train_tokens": len(train_ids),
-            "val_tokens": len(val_ids), "text_crc32": [_crc32(train_ids), _crc32(val_ids)],
+            "val_tokens": len(val_ids), "text_crc32": text_crc,
             "resume_step": saved["progress"]["step"] if saved else None})
     batcher = StreamBatcher(train_ids, config.batch_size, config.seq_len, world, rank)
 
@@ -467,7 +475,8 @@ def _train(out: Path, resume, progress: str, on_log, options: dict) -> dict:
     def save(which: str, states, rng, optim_tensors, groups) -> None:
         meta = {
             "model": model_config.to_dict(), "train": asdict(config), "vocab": vocab.to_dict(),
-            "data": {"train_tokens": len(train_ids), "val_tokens": len(val_ids), "world_size": world},
+            "data": {"train_tokens": len(train_ids), "val_tokens": len(val_ids), "world_size": world,
+                     "text_crc32": text_crc},
             "optimizer": groups,
             "progress": {"step": step, "epoch": epoch, "pos": pos, "elapsed_s": elapsed(), "best_val": best_val,
                          "val_loss": last_val, "plateau": plateau, "window": window},
@@ -662,6 +671,7 @@ def _open_run(out: Path, resume) -> tuple[dict | None, dict | None]:
     path = out / f"{which}.safetensors"
 
     def read() -> bytes:
+        check_folder_path(out)
         if not resume:
             if run_folder_checkpoints(out) or _other_engine(out):
                 raise FileExistsError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")

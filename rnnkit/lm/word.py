@@ -34,6 +34,7 @@ from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, MinGRU
 from ..models import Sequential
 from ..regularizers import l2
 from ..text import Tokenizer, ngram_training_set, pad_sequences, text_to_word_sequence
+from ..training.loop import validation_cut
 from ..training.optimizers import Adam
 from .run import EpochCheckpoint, RunFolder, RunFolderError, warn
 from .sampling import beam_search, check_sampling_args, sample_tokens
@@ -493,6 +494,8 @@ def _start_run(out, config: WordConfig, overwrite: bool):
     text = _corpus_text(config)
     dataset = build_word_dataset(text, max_len=config.max_len, num_words=config.num_words,
                                  oov_token=config.oov_token, source=config.corpus)
+    if config.validation_split:  # refused before the run folder is made, not by fit after it
+        validation_cut(len(dataset.xs), config.validation_split)
     folder = RunFolder.create(out, overwrite=overwrite)
     torch.manual_seed(config.seed)
     model = build_word_model(config, dataset.vocab_size, dataset.max_len)

@@ -5,7 +5,7 @@ layout: see ``layers.recurrent`` and ``layers.convolutional``), optimizer tensor
 safetensors header's metadata holds JSON strings ``rnnkit_format``,
 ``model_config``, ``compile_config`` and ``optimizer_state`` (the non-tensor part), and
 ``rnnkit_sha256``: a SHA-256 over the tensor bytes and the other metadata, so a damaged
-file is refused instead of loading wrong numbers (format 2; format-1 files have none).
+file is refused instead of loading wrong numbers (format 3; files of formats 1 and 2 have none).
 Nothing is ever unpickled. Files are written to a temporary name, fsynced and
 renamed into place, so a crash mid-save leaves the previous file intact.
 """
@@ -23,10 +23,12 @@ from safetensors.torch import save as st_save
 
 from ..utils import atomic_write_bytes
 
-FORMAT = "rnnkit-model/2"
+FORMAT = "rnnkit-model/3"
 # Format 1 stored Conv1D kernels in Keras's (kernel_size, channels, filters) layout; format 2
-# stores them as conv1d reads them. Format 1 files still load (see _upgrade_format_1).
-FORMAT_1 = "rnnkit-model/1"
+# stores them as conv1d reads them; format 3 adds the digest (rnnkit_sha256). Files of formats
+# 1 and 2 still load (format 1 through _upgrade_format_1), unchecked.
+FORMAT_1, FORMAT_2 = "rnnkit-model/1", "rnnkit-model/2"
+READABLE = (FORMAT, FORMAT_2, FORMAT_1)
 
 
 def _digest(data: bytes, metadata: dict) -> str:
@@ -122,7 +124,7 @@ def _read_safetensors(path, what: str) -> tuple[dict[str, torch.Tensor], dict[st
         raise ModelFileError(f"{path}: corrupt or truncated {what} ({exc})") from None
     metadata = header.get("__metadata__") or {}
     if not str(metadata.get("rnnkit_format", "")).startswith(FORMAT):
-        return tensors, metadata  # format 1 had no digest; a foreign file is refused by the caller
+        return tensors, metadata  # formats 1 and 2 had no digest; a foreign file is refused by the caller
     digest = metadata.get("rnnkit_sha256")
     if digest is None or digest != _digest(data[8 + header_len:], metadata):
         raise ModelFileError(f"{path}: corrupt {what} (its contents do not match the checksum written with it)")
@@ -132,7 +134,7 @@ def _read_safetensors(path, what: str) -> tuple[dict[str, torch.Tensor], dict[st
 def read_file(path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read an rnnkit model file; every failure becomes one clear ModelFileError."""
     tensors, metadata = _read_safetensors(path, "model file")
-    if metadata.get("rnnkit_format") not in (FORMAT, FORMAT_1):
+    if metadata.get("rnnkit_format") not in READABLE:
         raise ModelFileError(
             f"{path}: not an rnnkit model file (format {metadata.get('rnnkit_format')!r}, expected {FORMAT!r})"
         )
@@ -210,7 +212,7 @@ def save_weights(model, filepath) -> None:
 def load_weights(model, filepath) -> None:
     tensors, metadata = _read_safetensors(filepath, "weights file")
     fmt = metadata.get("rnnkit_format")
-    if fmt not in (FORMAT + "+weights", FORMAT_1 + "+weights", FORMAT, FORMAT_1):
+    if fmt not in READABLE + tuple(f + "+weights" for f in READABLE):
         raise ModelFileError(
             f"{filepath}: not an rnnkit weights file (format {fmt!r}, expected {FORMAT + '+weights'!r})"
         )

@@ -116,6 +116,17 @@ def _rank_slice(idx, n, world, rank):
     return torch.tensor_split(idx, world)[rank]
 
 
+def validation_cut(n: int, validation_split: float) -> int:
+    """How many of ``n`` samples ``fit(validation_split=...)`` trains on (the rest validate);
+    ValueError when either part would be empty."""
+    if not 0.0 < validation_split < 1.0:
+        raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+    split = int(n * (1.0 - validation_split))
+    if split == 0 or split == n:
+        raise ValueError(f"validation_split={validation_split} leaves no training or no validation samples out of {n}")
+    return split
+
+
 def _verbosity(verbose):
     if verbose == "auto":
         return 1 if sys.stderr.isatty() else 2
@@ -136,13 +147,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if validation_data is None and validation_split:
-        if not 0.0 < validation_split < 1.0:
-            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-        split = int(len(x) * (1.0 - validation_split))
-        if split == 0 or split == len(x):
-            raise ValueError(
-                f"validation_split={validation_split} leaves no training or no validation samples out of {len(x)}"
-            )
+        split = validation_cut(len(x), validation_split)
         x, x_val, y, y_val = x[:split], x[split:], y[:split], y[split:]
         validation_data = (x_val, y_val)
     _ensure_built(model, x)

@@ -253,3 +253,17 @@ def test_help_lists_cells_for_both_levels_and_the_presets(capsys, monkeypatch):
     assert "moroney-sonnets: the course lab model" in word and "moroney-sonnets-graded: the course's graded model" in word
     char = help_text(capsys, ["train", "--level", "char", "--help"])
     assert "mingru" in char and "minlstm" in char
+
+
+def test_a_refused_validation_split_leaves_no_run_folder(sonnet_slice, tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(["train", "--level", "word", "--corpus", str(sonnet_slice), "--out", str(run), "--epochs", "1",
+                 "--validation-split", "0.9999", *SMALL])
+    assert "leaves no training or no validation samples" in one_error_line(capsys, code)
+    assert not run.exists()
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    code = main(["train", "--level", "word", "--corpus", str(sonnet_slice), "--out", str(run), "--epochs", "1",
+                 "--json", str(blocker / "r.json"), *SMALL])
+    assert "is a file, not a folder" in one_error_line(capsys, code)
+    assert not run.exists()  # refused before training

@@ -91,6 +91,12 @@ def test_resume_continues_and_refuses_another_architecture(trained, capsys):
     (["lm", "generate", "{run}", "--temperature", "-1"], "temperature must be a finite number >= 0"),
     (["lm", "generate", "{run}", "--top-p", "1.5"], "top_p must be in (0, 1]"),
     (["lm", "evaluate", "{run}", "--split", "test"], "has no test split"),
+    (["lm", "train", "--corpus", "{short}", "--out", "{tmp}/r", "--steps", "5", "--min-lr-ratio", "-1"],
+     "--min-lr-ratio) must be in [0, 1], got -1.0"),
+    (["lm", "train", "--corpus", "{short}", "--out", "{tmp}/r", "--steps", "5", "--val-fraction", "0"],
+     "--val-fraction) must be in (0, 1), got 0.0"),
+    (["lm", "train", "--corpus", "{short}", "--out", "{short}/r", "--steps", "5"], "short.txt, which is a file"),
+    (["lm", "evaluate", "{run}", "--json", "{short}/x.json"], "short.txt is a file, not a folder"),
 ])
 def test_bad_input_is_one_clear_line_and_exit_2(trained, tmp_path, capsys, argv, message):
     _, run = trained
@@ -130,3 +136,16 @@ def test_main_job_trains_on_the_builtin_corpus_and_prints_a_sample(tmp_path, cap
     assert sample.startswith("def ") and len(sample) == len("def ") + 40 + 1
     config = json.loads((tmp_path / "job" / "config.json").read_text())
     assert config["corpus"] == "python-stdlib" and config["train"]["minutes"] == 0.02
+
+
+def test_resume_refuses_a_corpus_edited_in_place(trained, tmp_path, capsys):
+    corpus, _ = trained
+    text = corpus.read_text()[:20_000]
+    edited = tmp_path / "edited.txt"
+    edited.write_text(text)
+    run = tmp_path / "run"
+    assert main(["lm", "train", "--corpus", str(edited), "--out", str(run), "--steps", "3", *TINY]) == 0
+    edited.write_text(text[::-1])  # same characters, same length, other text
+    capsys.readouterr()
+    assert main(["lm", "train", "--out", str(run), "--resume", "--steps", "6"]) == 2
+    assert "has changed since the run started" in capsys.readouterr().err

@@ -197,3 +197,17 @@ def test_flipped_bytes_are_caught_by_the_checksum(tmp_path):
     with pytest.raises(ModelFileError, match="corrupt weights file"):
         model.load_weights(tmp_path / "w.safetensors")
     assert header_end < len(data)
+
+
+def test_format_2_files_without_a_checksum_still_load(tmp_path):
+    # Format 2 (conv layout, no digest) was written for a while; such files load unchecked.
+    from safetensors.torch import load, save
+
+    model = rnnkit.Sequential([Embedding(20, 4, input_shape=(6,)), Conv1D(3, 2), Flatten(), Dense(2)])
+    model.save(tmp_path / "m3.safetensors")
+    data = (tmp_path / "m3.safetensors").read_bytes()
+    header = json.loads(data[8: 8 + int.from_bytes(data[:8], "little")])["__metadata__"]
+    old = {k: v for k, v in header.items() if k != "rnnkit_sha256"} | {"rnnkit_format": "rnnkit-model/2"}
+    (tmp_path / "m2.safetensors").write_bytes(save(load(data), metadata=old))
+    x = np.random.default_rng(0).integers(0, 20, (3, 6))
+    np.testing.assert_allclose(rnnkit.load_model(tmp_path / "m2.safetensors").predict(x), model.predict(x), rtol=1e-6)

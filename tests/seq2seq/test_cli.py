@@ -169,3 +169,21 @@ def test_resume_refuses_other_settings(reverse_pairs, tmp_path, capsys, extra, m
 def test_resume_needs_a_run(tmp_path, capsys):
     assert main(["seq2seq", "train", "--task", "dates", "--out", str(tmp_path / "none"), "--resume", "--epochs", "1"]) == 2
     assert "holds no seq2seq run to continue" in capsys.readouterr().err
+
+
+
+@pytest.mark.parametrize("extra", [["--train-size", "0"], ["--tx", "0"], ["--threads", "-1"], ["--epochs", "0"]])
+def test_train_refuses_nonsense_sizes_before_writing(tmp_path, capsys, extra):
+    with pytest.raises(SystemExit) as exit_info:  # argparse refuses the value as it reads it
+        main(["seq2seq", "train", "--task", "dates", "--out", str(tmp_path / "r"), *extra])
+    assert exit_info.value.code == 2 and "expected" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_outputs_that_cannot_be_written_fail_before_the_work(run_dir, tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    assert main(["seq2seq", "evaluate", str(run_dir), "--json", str(blocker / "s.json")]) == 2
+    assert main(["seq2seq", "translate", str(run_dir), "3 May 1979", "--plot", str(blocker / "a.png")]) == 2
+    err = capsys.readouterr()
+    assert err.out == "" and err.err.count("is a file, not a folder") == 2
