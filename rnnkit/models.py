@@ -126,13 +126,6 @@ class Model(Layer):
         return [] if r is None else [r]
 
 
-class _Shaped:
-    """Stands for a tensor of ``shape`` in the layers' input checks (they only read ``.shape``)."""
-
-    def __init__(self, shape):
-        self.shape = tuple(shape)
-
-
 class Sequential(Model):
     """A linear stack of layers, as ``keras.Sequential``.
 
@@ -222,7 +215,7 @@ class Sequential(Model):
         shape = tuple(input_shape)
         if not self.__dict__.get("_building"):  # called directly, not by build_for
             if self.built:
-                self._check_input(_Shaped(shape))
+                self._check_shape(shape)
             else:
                 self.build_for(shape)  # which records the shapes, then comes back here
             return
@@ -254,19 +247,19 @@ class Sequential(Model):
             shape = layer.compute_output_shape(shape)
         return shape
 
-    def _check_input(self, x) -> None:
+    def _check_shape(self, got) -> None:
         # Every layer was checked as the stack was built. An input of another shape (say,
         # another length) is walked through the stack once, so that a layer it does not
         # fit is named with what it expected, rather than failing deep inside a kernel.
-        key = tuple(x.shape[1:])
+        key = tuple(got[1:])
         fitting = self.__dict__.setdefault("_fitting_shapes", set())
         if key in fitting:
             return
-        shape = (x.shape[0], *key)
+        shape = tuple(got)
         for layer in self._stack:
             if not layer.built or isinstance(shape, list):
                 break
-            layer._check_input(_Shaped(shape))
+            layer._check_shape(shape)
             shape = layer.compute_output_shape(shape)
         if len(fitting) < 1024:
             fitting.add(key)

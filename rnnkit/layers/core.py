@@ -168,7 +168,7 @@ class Embedding(Layer):
     def compute_output_shape(self, input_shape):
         return tuple(input_shape) + (self.output_dim,)
 
-    def _check_input(self, x):
+    def _check_shape(self, got):
         # Any rank and length of ids is fine: only their range matters (checked in forward).
         pass
 
@@ -279,12 +279,10 @@ class Flatten(Layer):
         n = None if any(d is None for d in rest) else int(np.prod(rest)) if rest else 1
         return (input_shape[0], n)
 
-    def _check_input(self, x):
-        expected = self._build_input_shape
-        if expected is not None and tuple(x.shape[1:]) != tuple(expected[1:]) and None not in expected[1:]:
-            raise ValueError(
-                f"layer {self.name!r} (Flatten) expected input shape {tuple(expected)}, got {tuple(x.shape)}"
-            )
+    def _check_shape(self, got):
+        expected = self._build_input_shape  # all axes but the batch count: they make the output width
+        if expected is not None and tuple(got[1:]) != tuple(expected[1:]) and None not in expected[1:]:
+            raise ValueError(f"layer {self.name!r} (Flatten) expected input shape {tuple(expected)}, got {tuple(got)}")
 
     def forward(self, inputs, mask=None, training=None):
         return inputs.reshape(inputs.shape[0], -1)
