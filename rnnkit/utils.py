@@ -38,15 +38,23 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator:
         raise
 
 
-def check_folder_path(path: str | os.PathLike, option: str = "--out") -> None:
-    """ValueError (one line) when ``path`` cannot be a folder: it, or a folder above it, is a file."""
+def file_in_the_way(path: str | os.PathLike) -> Path | None:
+    """The file that stops ``path`` from being (or going under) a folder: ``path`` itself or
+    its nearest existing ancestor, when that is not a folder; None otherwise."""
     path = Path(path)
     for p in (path, *path.parents):
         if p.exists():
-            if not p.is_dir():
-                where = "is a file" if p == path else f"lies under {p}, which is a file"
-                raise ValueError(f"{option} {path} {where}; expected a folder for the run")
-            return
+            return None if p.is_dir() else p
+    return None
+
+
+def check_folder_path(path: str | os.PathLike, option: str = "--out") -> None:
+    """ValueError (one line) when ``path`` cannot be a folder: it, or a folder above it, is a file."""
+    path = Path(path)
+    blocker = file_in_the_way(path)
+    if blocker is not None:
+        where = "is a file" if blocker == path else f"lies under {blocker}, which is a file"
+        raise ValueError(f"{option} {path} {where}; expected a folder for the run")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

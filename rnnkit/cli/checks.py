@@ -6,6 +6,8 @@ import math
 import tempfile
 from pathlib import Path
 
+from ..utils import file_in_the_way
+
 
 def check_writable(option: str, path: str | None) -> None:
     """Raise ValueError (one line) when ``path`` cannot be written as a file; None passes."""
@@ -15,11 +17,9 @@ def check_writable(option: str, path: str | None) -> None:
     if target.is_dir():
         raise ValueError(f"{option} {path} is a folder; expected a file path")
     folder = target.parent
-    for parent in (folder, *folder.parents):  # the nearest existing ancestor must be a folder
-        if parent.exists():
-            if not parent.is_dir():
-                raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
-            break
+    blocker = file_in_the_way(folder)
+    if blocker is not None:
+        raise ValueError(f"{option} {path}: {blocker} is a file, not a folder")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):

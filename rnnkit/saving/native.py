@@ -31,18 +31,20 @@ FORMAT_1, FORMAT_2 = "rnnkit-model/1", "rnnkit-model/2"
 READABLE = (FORMAT, FORMAT_2, FORMAT_1)
 
 
-def _digest(data: bytes, metadata: dict) -> str:
-    """SHA-256 over a safetensors file's tensor bytes and its metadata (but the digest itself)."""
-    h = hashlib.sha256(data)
+def _digest(tensors: dict[str, torch.Tensor], metadata: dict) -> str:
+    """SHA-256 over the tensors (names, dtypes, shapes, bytes) and the metadata (but the digest itself)."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)
     h.update(json.dumps({k: v for k, v in metadata.items() if k != "rnnkit_sha256"}, sort_keys=True).encode())
     return h.hexdigest()
 
 
 def _to_bytes(tensors: dict, metadata: dict) -> bytes:
     """A safetensors file whose metadata carries `_digest` of its own contents."""
-    plain = st_save(tensors, metadata=metadata)
-    start = 8 + int.from_bytes(plain[:8], "little")  # the tensor bytes do not depend on the header
-    return st_save(tensors, metadata={**metadata, "rnnkit_sha256": _digest(plain[start:], metadata)})
+    return st_save(tensors, metadata={**metadata, "rnnkit_sha256": _digest(tensors, metadata)})
 
 
 class ModelFileError(ValueError):
@@ -126,7 +128,7 @@ def _read_safetensors(path, what: str) -> tuple[dict[str, torch.Tensor], dict[st
     if not str(metadata.get("rnnkit_format", "")).startswith(FORMAT):
         return tensors, metadata  # formats 1 and 2 had no digest; a foreign file is refused by the caller
     digest = metadata.get("rnnkit_sha256")
-    if digest is None or digest != _digest(data[8 + header_len:], metadata):
+    if digest is None or digest != _digest(tensors, metadata):
         raise ModelFileError(f"{path}: corrupt {what} (its contents do not match the checksum written with it)")
     return tensors, metadata
 
