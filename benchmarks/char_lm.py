@@ -10,7 +10,9 @@ and reports the median of each and their ratio: on a shared machine only ratios 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -25,6 +27,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from rnnkit import native  # noqa: E402
 from rnnkit.data import load_corpus  # noqa: E402
 from rnnkit.lm.charlm import CharLM, CharLMConfig  # noqa: E402
 from rnnkit.lm.stream_train import train  # noqa: E402
@@ -109,13 +112,15 @@ def bench_throughput(args, corpus_ids) -> dict:
 #: Generation candidates: label -> (precision, engine). "fast" is rnnkit.lm.fastgen.FastLSTM
 #: (what `generate` uses by default for LSTMs on the CPU), "torch" the per-token torch step.
 GEN_CANDIDATES = {
-    "fast fp32": ("fp32", "fast"), "fast int8": ("int8", "fast"), "fast fp16": ("fp16", "fast"),
+    "fast fp32": ("fp32", "fast"), "fast fp32, numpy step": ("fp32", "fast"),
+    "fast int8": ("int8", "fast"), "fast fp16": ("fp16", "fast"),
     "torch fp32": ("fp32", "torch"), "torch fp16": ("fp16", "torch"), "torch int8": ("int8", "torch"),
 }
 
 
-def _generation_rate(model, n, precision, engine="auto"):
+def _generation_rate(model, n, precision, engine="auto", kernel="auto"):
     """(chars/s over n chars, per-char times of each 100-char block) for one generation run."""
+    model.fast_stepper = functools.partial(CharLM.fast_stepper, model, kernel=kernel)
     g = torch.Generator().manual_seed(0)
     stamps = []
     t0 = time.perf_counter()
@@ -141,17 +146,25 @@ def bench_generation(args) -> dict:
     torch.manual_seed(0)
     model = CharLM(CharLMConfig(vocab_size=65, layers=2, hidden=512, embedding=64)).eval()
     candidates = dict(GEN_CANDIDATES)
-    default_threads = fastgen.blas_threads()  # OpenBLAS's own choice: all cores
-    if default_threads is not None and default_threads > 1:  # also the fp32 products on one thread
-        candidates["fast fp32, 1 BLAS thread"] = ("fp32", "fast")
+    default_threads = fastgen.blas_threads() or os.cpu_count()  # OpenBLAS's own choice: all cores
+    if default_threads > 1:  # also the fp32 step on one thread
+        candidates["fast fp32, 1 thread"] = ("fp32", "fast")
+        candidates["fast fp32, numpy step, 1 BLAS thread"] = ("fp32", "fast")
     raw = {label: [] for label in candidates}
+    torch_threads = torch.get_num_threads()
+    print(f"native step: {fastgen.FastLSTM(model).kernel} ({native.unavailable() or 'built'})", flush=True)
     for _ in range(args.rounds):
         for label, (precision, engine) in candidates.items():  # alternate within each round
-            fastgen.set_blas_threads(1 if "1 BLAS thread" in label else default_threads)
+            threads = 1 if "1 thread" in label or "1 BLAS thread" in label else default_threads
+            fastgen.set_blas_threads(threads)
+            torch.set_num_threads(threads)  # the C step's OpenMP threads, and the torch steps'
             n = args.gen_chars if engine == "fast" else args.old_chars
-            raw[label].append(_generation_rate(model, n, precision, engine))
+            kernel = "numpy" if "numpy step" in label else "auto"
+            raw[label].append(_generation_rate(model, n, precision, engine, kernel))
     fastgen.set_blas_threads(default_threads)
-    out = {"blas_threads": default_threads}
+    torch.set_num_threads(torch_threads)
+    model.fast_stepper = functools.partial(CharLM.fast_stepper, model)
+    out = {"blas_threads": default_threads, "native": native.unavailable() or "built"}
     for label, rows in raw.items():
         n = args.gen_chars if candidates[label][1] == "fast" else args.old_chars
         rate = statistics.median(r[0] for r in rows)

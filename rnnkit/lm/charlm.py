@@ -9,8 +9,8 @@ it across characters.
 
 Generation is stateful: the prime is fed once (one fused call), then each new
 token costs one step of every layer from the carried state, however long the
-text already is: for LSTMs on the CPU a numpy step over a snapshot of the
-weights (`rnnkit.lm.fastgen`, several times faster for a batch of one), else
+text already is: for LSTMs on the CPU a step over a snapshot of the weights in
+C or numpy (`rnnkit.lm.fastgen`, an order of magnitude faster for one stream), else
 one ``torch.lstm_cell``-style op per layer (`CharLM.step`).
 """
 from __future__ import annotations
@@ -311,10 +311,10 @@ class CharLM(nn.Module):
         return PackedStep(self, precision)
 
     def fast_stepper(self, precision: str = "fp32", engine: str = "auto",
-                     batch: int | None = None) -> "fastgen.FastLSTM | None":
+                     batch: int | None = None, kernel: str = "auto") -> "fastgen.FastLSTM | None":
         """A `rnnkit.lm.fastgen.FastLSTM` over a snapshot of the weights (one stream, or
         ``batch`` streams), or None where ``engine="auto"`` and it cannot step this model
-        (see `generate`)."""
+        (see `generate`). ``kernel`` is `FastLSTM`'s (C or numpy step for a single stream)."""
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
         if precision not in PRECISIONS:
@@ -323,7 +323,7 @@ class CharLM(nn.Module):
             return None
         why = fastgen.unsupported(self, precision)
         if why is None:
-            return fastgen.FastLSTM(self, precision, batch)
+            return fastgen.FastLSTM(self, precision, batch, kernel)
         if engine == "fast":
             raise ValueError(why)
         return None

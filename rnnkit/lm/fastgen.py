@@ -24,6 +24,14 @@ those kernels were slower than OpenBLAS's float32 ones on the CPU measured.
 `sample_stream` draws the same uniforms as the plain path and inverts the same
 CDF, so the same seed gives the same text.
 
+A single fp32 stream steps in C where it can (``kernel="native"``, `rnnkit.native`'s
+``lstm_step``, built at first use): the same folded table and products, and the cell, in
+one OpenMP region per step, and `sample_stream` runs its sampling loop there too. That is
+~1.6x the numpy step's speed, whose time goes largely to the dozens of calls into numpy a
+token takes (benchmarks/README.md). Each unit's sums run on one thread in a fixed order,
+so the numbers do not depend on the thread count. Where the C code cannot be built (no
+compiler, no AVX2, not Linux, ``RNNKIT_NATIVE=0``), the numpy step does the same work.
+
 OpenBLAS's threads spin while they wait for each other: on cores busy with other
 work that makes every product wait for a descheduled thread. `set_blas_threads`
 and `idle_cores` let the caller choose (the CLI uses the cores other processes leave idle).
@@ -37,7 +45,11 @@ from typing import Iterator
 import numpy as np
 import torch
 
-__all__ = ["FastLSTM", "PACKERS", "unsupported", "sample_stream", "blas_threads", "set_blas_threads", "idle_cores"]
+__all__ = ["FastLSTM", "PACKERS", "KERNELS", "unsupported", "sample_stream", "blas_threads", "set_blas_threads",
+           "idle_cores"]
+
+#: Who runs a single stream's fp32 step: "auto" (C where it can be built, else numpy), "native", "numpy".
+KERNELS = ("auto", "native", "numpy")
 
 
 def unsupported(model, precision: str = "fp32") -> str | None:
@@ -55,10 +67,17 @@ def unsupported(model, precision: str = "fp32") -> str | None:
 
 
 class FastLSTM:
-    """One stream of a `CharLM` with LSTM cells, stepped one token at a time in numpy;
-    ``batch=N`` steps N streams together (each product then reads the weights once for all).
+    """One stream of a `CharLM` with LSTM cells, stepped one token at a time in C or numpy;
+    ``batch=N`` steps N streams together in numpy (each product then reads the weights once
+    for all).
 
     Takes a snapshot of the weights: later changes to the model are not seen.
+
+    Args:
+        kernel: for one fp32 stream, ``"auto"`` (C where `rnnkit.native` can build it, else
+            numpy), ``"native"`` (C, or ValueError saying why not) or ``"numpy"``. The
+            attribute ``kernel`` says which runs.
+        threads: OpenMP threads of the C step (default: ``torch.get_num_threads()``).
 
     Example:
         >>> fast = FastLSTM(model)                   # doctest: +SKIP
@@ -67,15 +86,25 @@ class FastLSTM:
         >>> logits = fast.step(3)                    # (vocab,) float32, valid until the next step
     """
 
-    def __init__(self, model, precision: str = "fp32", batch: int | None = None):
+    def __init__(self, model, precision: str = "fp32", batch: int | None = None, kernel: str = "auto",
+                 threads: int | None = None):
         why = unsupported(model, precision)
         if why:
             raise ValueError(why)
         if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
             raise ValueError(f"batch must be a positive integer or None, got {batch!r}")
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
+        self.native = None  # the C step (`_NativeStep`) when it runs this stream
         H, layers = model.config.hidden, model.config.layers
-        # PyTorch's gate order is i, f, g, o: put the three sigmoid gates first.
+        why_not = _native_problem(precision, batch, layers) if kernel != "numpy" else "numpy chosen"
+        if why_not is not None and kernel == "native":
+            raise ValueError(f"the native generation step is unavailable: {why_not}")
+        # PyTorch's gate order is i, f, g, o. The numpy step puts the three sigmoid gates first;
+        # the C step takes PyTorch's order.
         order = torch.cat([torch.arange(0, 2 * H), torch.arange(3 * H, 4 * H), torch.arange(2 * H, 3 * H)])
+        if why_not is None:
+            order = torch.arange(4 * H)
 
         def rows(w):  # reordered (an exact copy), float32, C-contiguous for a row-by-row product
             return w.detach().float().index_select(0, order).numpy()
@@ -101,13 +130,15 @@ class FastLSTM:
         product = _PRODUCTS[precision]
         self.products = [product(w, batch) for w in weights]
         self.head_product = product(head_w, batch)
+        self.head_w = head_w
         self.precision, self.batch = precision, batch
         self.hidden, self.layers = H, layers
 
         # A single stream has vectors (a matrix-vector product); a batch has rows (batch, features).
         lead = () if batch is None else (batch,)
         self.h = np.zeros(lead + (layers * H,), np.float32)  # h of every layer, end to end
-        self.c = [np.zeros(lead + (H,), np.float32) for _ in range(layers)]
+        self.c_all = np.zeros(lead + (layers * H,), np.float32)
+        self.c = [self.c_all[..., i * H: (i + 1) * H] for i in range(layers)]
         self.gates = np.empty(lead + (4 * H,), np.float32)
         self.logits = np.empty(lead + (len(self.head_b),), np.float32)
         self._tmp = np.empty(lead + (H,), np.float32)
@@ -119,8 +150,14 @@ class FastLSTM:
                        self.biases[i], self.c[i]) for i in range(layers)]
         self._top = self._own(layers - 1)
 
+        if why_not is None:
+            self.native = _NativeStep(self, weights, threads)
+            self.logits = self.native.logits
+        self.kernel = "native" if self.native is not None else "numpy"
+
     def _own(self, layer: int) -> np.ndarray:
-        return self.h[..., layer * self.hidden: (layer + 1) * self.hidden]
+        h = self.h if self.native is None else self.native.h[self.native.struct.cur]
+        return h[..., layer * self.hidden: (layer + 1) * self.hidden]
 
     # ---------------------------------------------------------------- state
     def load_state(self, state) -> None:
@@ -139,6 +176,9 @@ class FastLSTM:
     def step(self, token) -> np.ndarray:
         """Advance by ``token`` (an int; for a batch, ``(batch,)`` ints); returns the next-token
         logits ``(vocab,)`` or ``(batch, vocab)`` (a buffer that the next step overwrites)."""
+        if self.native is not None:
+            self.native.step(int(token))
+            return self.logits
         sig, i, f, o, g = self._gate_views
         gates, tmp, mul, tanh, sigmoid_ = self.gates, self._tmp, np.multiply, np.tanh, torch.sigmoid_
         for layer, (x, h, product, b, c) in enumerate(self._plan):
@@ -163,6 +203,9 @@ def sample_stream(fast: FastLSTM, logits: np.ndarray, uniforms: np.ndarray, temp
     The same draw as `CharLM.generate`'s plain path: ``cdf = cumsum(softmax(logits / T))``,
     the first index whose CDF reaches ``u`` (here on the unnormalised CDF against ``u * total``).
     """
+    if getattr(fast, "native", None) is not None:
+        yield from fast.native.sample(logits, uniforms, temperature, fast.logit_bound / temperature)
+        return
     z = np.empty(len(logits), np.float64)
     cdf = np.empty_like(z)
     last = len(logits) - 1
@@ -183,6 +226,95 @@ def sample_stream(fast: FastLSTM, logits: np.ndarray, uniforms: np.ndarray, temp
         token = min(int(cdf.searchsorted(u * cdf[-1])), last)
         yield token
         logits = fast.step(token)
+
+
+# ------------------------------------------------------------------ native
+def _native_problem(precision: str, batch: int | None, layers: int) -> str | None:
+    """None when `_NativeStep` can run a stream of this kind here, else why not."""
+    if precision != "fp32":
+        return f"the native step is float32 only, not {precision}"
+    if batch is not None:
+        return "the native step runs a single stream (batch None)"
+    from .. import native
+
+    if layers > native_max_layers():
+        return f"the native step takes at most {native_max_layers()} layers, not {layers}"
+    return native.unavailable("lstm_step")
+
+
+def native_max_layers() -> int:
+    return 16  # RNNKIT_MAX_LAYERS in rnnkit/native/lstm_step.c
+
+
+class _NativeStep:
+    """`FastLSTM`'s weights and state as the C kernel's struct (``rnnkit_lstm`` in
+    rnnkit/native/lstm_step.c) plus the buffers it points into; the arrays are kept here so
+    they live as long as the struct does."""
+
+    def __init__(self, fast: "FastLSTM", weights: list, threads: int | None):
+        import ctypes
+
+        from .. import native
+
+        lib = native.library("lstm_step")
+        ptr, i32 = ctypes.c_void_p, ctypes.c_int32
+        n = native_max_layers()
+
+        class Struct(ctypes.Structure):
+            _fields_ = [("layers", i32), ("hidden", i32), ("vocab", i32), ("threads", i32), ("table", ptr),
+                        ("w", ptr * n), ("b", ptr * n), ("head_w", ptr), ("head_b", ptr), ("h", ptr * 2),
+                        ("c", ptr), ("logits", ptr), ("cur", i32)]
+
+        H, layers = fast.hidden, fast.layers
+        # `fast` built these in PyTorch's gate order (i, f, g, o), as the kernel reads them.
+        contiguous = np.ascontiguousarray  # no copy: they are already
+        self.table, self.weights = contiguous(fast.table), [contiguous(w) for w in weights]
+        self.biases = [None if b is None else contiguous(b) for b in fast.biases]
+        self.head_w = contiguous(fast.head_w)
+        self.head_b = fast.head_b
+        self.h = np.zeros((2, layers * H), np.float32)
+        self.c = fast.c_all
+        self.logits = np.zeros(len(fast.head_b), np.float32)
+        self.cdf = np.empty(len(fast.head_b), np.float64)
+        self.tokens = np.empty(_SAMPLE_CHUNK, np.int32)
+
+        s = self.struct = Struct()
+        s.layers, s.hidden, s.vocab = layers, H, len(fast.head_b)
+        s.threads = threads or torch.get_num_threads()
+        s.table, s.head_w, s.head_b = self.table.ctypes.data, self.head_w.ctypes.data, self.head_b.ctypes.data
+        for i in range(layers):
+            s.w[i] = self.weights[i].ctypes.data
+            if self.biases[i] is not None:
+                s.b[i] = self.biases[i].ctypes.data
+        s.h[0], s.h[1] = self.h[0].ctypes.data, self.h[1].ctypes.data
+        s.c, s.logits, s.cur = self.c.ctypes.data, self.logits.ctypes.data, 0
+        self._ref = ctypes.byref(s)
+        self._step = lib.rnnkit_lstm_step
+        self._step.argtypes, self._step.restype = [ctypes.POINTER(Struct), i32], None
+        self._sample = lib.rnnkit_lstm_sample
+        self._sample.argtypes = [ctypes.POINTER(Struct), ptr, i32, ctypes.c_double, ctypes.c_double, ptr, ptr]
+        self._sample.restype = None
+
+    def step(self, token: int) -> None:
+        if not 0 <= token < len(self.table):
+            raise IndexError(f"token {token} is outside the vocabulary (0..{len(self.table) - 1})")
+        self._step(self._ref, token)
+
+    def sample(self, logits: np.ndarray, uniforms: np.ndarray, temperature: float, shift: float) -> Iterator[int]:
+        """Tokens for ``uniforms`` as `sample_stream` draws them, sampled and stepped in C a chunk
+        at a time (so the state runs up to a chunk ahead of what the caller has taken)."""
+        np.copyto(self.logits, logits)
+        uniforms = np.ascontiguousarray(uniforms, np.float64)
+        out = self.tokens
+        for start in range(0, len(uniforms), _SAMPLE_CHUNK):
+            k = min(_SAMPLE_CHUNK, len(uniforms) - start)
+            self._sample(self._ref, uniforms[start:].ctypes.data, k, float(temperature), float(shift),
+                         self.cdf.ctypes.data, out.ctypes.data)
+            yield from out[:k].tolist()
+
+
+#: Tokens sampled per call into C: ~5 ms of text at a time, so the output still streams.
+_SAMPLE_CHUNK = 32
 
 
 # ------------------------------------------------------------------ products

@@ -131,10 +131,18 @@ def test_packed_steps_follow_the_float32_steps(cell, precision, tol):
         model.stepper("fp8")
 
 
-def _fast_vs_plain(model, precision, tokens):
+from rnnkit import native
+
+needs_native = pytest.mark.skipif(native.unavailable() is not None,
+                                  reason=f"the C generation step is not available here: {native.unavailable()}")
+KERNELS = ["numpy", pytest.param("native", marks=needs_native)]
+
+
+def _fast_vs_plain(model, precision, tokens, kernel="auto"):
     """Largest |fast - plain fp32| logit difference over ``tokens`` after a prime, relative to the
     logits' scale, and the two final states."""
-    fast = model.fast_stepper(precision, "fast")
+    fast = model.fast_stepper(precision, "fast", kernel=kernel)
+    assert kernel == "auto" or fast.kernel == kernel
     logits, state = model.prime([1, 2, 3])
     fast.load_state(state)
     worst = 0.0
@@ -145,10 +153,11 @@ def _fast_vs_plain(model, precision, tokens):
     return worst, fast.state(), state
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("layers", [1, 2, 3])
-def test_fast_step_follows_the_plain_step(layers):
+def test_fast_step_follows_the_plain_step(layers, kernel):
     model = _model(layers=layers)
-    worst, fast_state, plain_state = _fast_vs_plain(model, "fp32", torch.randint(0, 13, (80,)))
+    worst, fast_state, plain_state = _fast_vs_plain(model, "fp32", torch.randint(0, 13, (80,)), kernel)
     assert worst < 1e-5
     for got, want in zip(fast_state, plain_state):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
@@ -221,6 +230,52 @@ def test_many_samples_in_one_batch(engine):
     assert greedy == [list(model.generate([2, 7], 15, 0, engine=engine))] * 3
     with pytest.raises(ValueError, match="num_samples must be an integer >= 1"):
         model.generate_many([1], 5, 0)
+
+
+@needs_native
+@pytest.mark.parametrize("hidden", [16, 24, 40])  # whole blocks of 8 units and 16 columns, and remainders
+def test_native_step_and_sampling_follow_the_numpy_step(hidden):
+    torch.manual_seed(5)
+    model = CharLM(CharLMConfig(vocab_size=11, layers=2, hidden=hidden, embedding=8)).eval()
+    with torch.no_grad():
+        model.head.weight.mul_(8)
+    logits, state = model.prime([1, 2, 3])
+    logits = logits.reshape(-1).numpy()
+    for temperature in (0.8, 1e-4):  # 1e-4: every exp(z - bound / T) underflows, the fallback shift is used
+        texts, states = [], []
+        for kernel in ("numpy", "native"):
+            fast = model.fast_stepper(kernel=kernel)
+            fast.load_state(state)
+            u = np.random.default_rng(1).random(300)
+            texts.append(list(fastgen.sample_stream(fast, logits, u, temperature)))
+            states.append(fast.state())
+        assert texts[0] == texts[1]
+        assert len(set(texts[0])) > 1
+        for a, b in zip(*states):
+            torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+@needs_native
+def test_native_step_gives_the_same_numbers_on_any_number_of_threads():
+    """Each unit's sums run on one thread in a fixed order: the thread count changes nothing."""
+    model = _model(layers=3)
+    runs = []
+    for threads in (1, 2, 3):
+        fast = fastgen.FastLSTM(model, kernel="native", threads=threads)
+        runs.append(np.stack([fast.step(t).copy() for t in (1, 5, 9, 2, 2, 7)]))
+    assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2])
+
+
+def test_kernel_choice():
+    model = _model()
+    assert model.fast_stepper(kernel="numpy").kernel == "numpy"
+    assert model.fast_stepper(batch=3).kernel == "numpy"  # the C step runs one stream
+    assert model.fast_stepper(precision="int8").kernel == "numpy"
+    assert model.fast_stepper().kernel == ("numpy" if native.unavailable() else "native")
+    with pytest.raises(ValueError, match="native generation step is unavailable: the native step runs a single"):
+        model.fast_stepper(batch=2, kernel="native")
+    with pytest.raises(ValueError, match="kernel must be one of auto, native, numpy, got 'c'"):
+        model.fast_stepper(kernel="c")
 
 
 @pytest.mark.parametrize("batch", [3, 6])  # up to 4 rows: one matrix-vector product each; above: one product
