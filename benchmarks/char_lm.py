@@ -137,6 +137,10 @@ def bench_generation(args) -> dict:
     vocab 65; random weights: speed does not depend on them), every engine and precision
     alternating within each round.
 
+    "fast fp32" is the default single-stream step: C (`rnnkit.native`) where it can be built;
+    "numpy step" rows force the numpy step. Threads: OpenMP's for the C step, OpenBLAS's for
+    the numpy one, torch's for the torch steps (all set to the same count).
+
     The fast engine generates ``--gen-chars`` (10,000) characters a run, the torch steps
     ``--old-chars`` (2,000: they are 10x slower). Per-character cost early (chars 100-1,100)
     and late (the last 1,000) is given as the median and the fastest 100-character block of
