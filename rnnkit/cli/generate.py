@@ -19,7 +19,10 @@ def register(sub) -> None:
     p = sub.add_parser(
         "generate", help="generate text from a trained run (rnnkit train --out RUN)",
         description="Continue --prime by --words tokens with the model of a run folder. Temperature 0 is greedy; "
-                    "a fixed --seed gives the same text every time; --beam-width > 1 searches for the most likely text.",
+                    "a fixed --seed gives the same text every time; --beam-width > 1 searches for the most likely text. "
+                    "The options below are those of n-gram runs (rnnkit train --level word); streaming runs "
+                    "(--level char, or --stream) take those of `rnnkit lm generate --help`: --length N tokens "
+                    "(--words N too at the word level), --precision, --num-samples, --checkpoint.",
     )
     p.add_argument("run_dir", metavar="RUN", help="run folder written by `rnnkit train`")
     p.add_argument("--prime", default="", metavar="TEXT", help="text to continue (default: none)")

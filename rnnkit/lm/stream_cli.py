@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..cli.checks import non_negative_int, positive_float, positive_int
+from ..cli.checks import check_writable, non_negative_int, positive_float, positive_int
+from ..utils import atomic_write_text
 from .charlm import CELLS, PRECISIONS
 from .stream_train import LEVEL_DEFAULTS, PRESETS
 
@@ -86,6 +87,11 @@ def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) ->
                         help="progress display (default: a bar on a terminal, lines otherwise)")
     parser.add_argument("--sample", type=non_negative_int, default=0, metavar="N",
                         help="print N generated tokens from the best checkpoint at the end (default 0)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    parser.add_argument("--json", metavar="PATH", help="also write the run's summary as JSON to PATH (run, "
+                        "step, epoch, elapsed_s, val_loss, best_val_loss, val_perplexity, val_bpc at the char "
+                        "level, stopped)")
+    parser.add_argument("--quiet", action="store_true", help="no progress or summary output (same as --progress none)")
 
 
 def train_options(args) -> dict:
@@ -99,8 +105,13 @@ def train_from_args(args) -> int:
     from .stream import StreamLM
     from .stream_train import train
 
+    check_writable("--json", getattr(args, "json", None))
     _set_threads(args)
-    summary = train(args.out, resume=args.resume or False, progress=args.progress, **train_options(args))
+    progress = "none" if getattr(args, "quiet", False) else args.progress
+    summary = train(args.out, resume=args.resume or False, progress=progress,
+                    overwrite=getattr(args, "overwrite", False), **train_options(args))
+    if getattr(args, "json", None) and distributed.launched_rank() == 0:
+        write_summary_json(args.json, summary)
     if getattr(args, "sample", 0) and distributed.launched_rank() == 0:
         lm = StreamLM.load(args.out)
         prime = "\n" if lm.level == "char" else ""
@@ -109,12 +120,27 @@ def train_from_args(args) -> int:
     return 130 if summary["stopped"] == "interrupted" else 0
 
 
+def write_summary_json(path: str, summary: dict) -> None:
+    """``summary`` (from `train`) as JSON, with the validation loss also as perplexity and, at the
+    char level, in bits per character; written atomically."""
+    import math
+
+    out = dict(summary)
+    v = summary.get("val_loss")
+    if summary.get("level") == "char":
+        out["val_bpc"] = None if v is None else v / math.log(2)
+    out["val_perplexity"] = None if v is None else math.exp(min(v, 700))
+    atomic_write_text(path, json.dumps(out, indent=2, default=str) + "\n")
+
+
 # ----------------------------------------------------------------- generate
 def add_generate_arguments(parser: argparse.ArgumentParser, run_argument: bool = True) -> None:
     if run_argument:
         parser.add_argument("run", help="run folder (or a .safetensors checkpoint) written by training")
     parser.add_argument("--prime", default="", help="text fed to the model first (default: a newline)")
     parser.add_argument("--length", type=int, default=500, help="tokens to generate (default 500)")
+    parser.add_argument("--words", type=non_negative_int, metavar="N",
+                        help="word-level runs: words to generate (the same as --length there)")
     parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1.0)")
     parser.add_argument("--top-k", type=positive_int, help="sample among the k most likely tokens")
     parser.add_argument("--top-p", type=float, help="sample among the most likely tokens holding this probability")
@@ -130,6 +156,9 @@ def add_generate_arguments(parser: argparse.ArgumentParser, run_argument: bool =
     parser.add_argument("--threads", type=positive_int,
                         help="CPU threads for torch and for numpy's BLAS, which runs an LSTM's per-token products "
                              "(default: the cores other processes leave idle)")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write the result as JSON to PATH (run, step, level, prime, text, tokens, "
+                             "tokens_per_s, seed, temperature, top_k, top_p, beam_width, precision)")
 
 
 def generate_from_args(args) -> int:
@@ -139,6 +168,7 @@ def generate_from_args(args) -> int:
     from .sampling import check_sampling_args
     from .stream import StreamLM
 
+    check_writable("--json", getattr(args, "json", None))
     # Per-token steps are short: a thread that shares a busy core makes every step wait for it.
     threads = args.threads or idle_cores()
     torch.set_num_threads(threads)
@@ -147,6 +177,11 @@ def generate_from_args(args) -> int:
         raise ValueError(f"--length must be >= 0, got {args.length}")
     check_sampling_args(args.temperature, args.top_k, args.top_p, args.beam_width)
     lm = StreamLM.load(args.run, args.checkpoint)
+    if getattr(args, "words", None) is not None:
+        if lm.level != "word":
+            raise ValueError(f"--words counts words, and {args.run} is a {lm.level}-level run: give --length N "
+                             f"(tokens: characters here) instead")
+        args.length = args.words
     _, notes = lm.encode_prime(args.prime)
     if notes:
         kind = "characters" if lm.level == "char" else "words"
@@ -156,16 +191,25 @@ def generate_from_args(args) -> int:
     if args.num_samples > 1:
         return _print_samples(lm, args)
     sys.stdout.write(args.prime)
+    result = {"run": str(args.run), "step": lm.step, "level": lm.level, "prime": args.prime, "seed": args.seed,
+              "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+              "beam_width": args.beam_width or 1, "precision": args.precision}
+    t0 = time.perf_counter()
     if args.beam_width and args.beam_width > 1:
         text, logp = lm.complete(args.prime, args.length, args.beam_width, args.precision)
         print(text)
         print(f"beam search (width {args.beam_width}): log-probability {logp:.3f} nats", file=sys.stderr)
-        return 0
-    t0 = time.perf_counter()
-    count = _print_stream(lm.stream(args.prime, args.length, args.temperature, args.top_k, args.top_p, args.seed,
-                                    args.precision))
-    rate = count / max(time.perf_counter() - t0, 1e-9)
-    print(f"{count:,} tokens at {rate:,.0f}/s from {lm.source} (step {lm.step:,})", file=sys.stderr)
+        result.update(text=text, log_probability=logp, tokens=args.length)
+    else:
+        pieces: list[str] = []
+        count = _print_stream(lm.stream(args.prime, args.length, args.temperature, args.top_k, args.top_p,
+                                        args.seed, args.precision), pieces)
+        rate = count / max(time.perf_counter() - t0, 1e-9)
+        print(f"{count:,} tokens at {rate:,.0f}/s from {lm.source} (step {lm.step:,})", file=sys.stderr)
+        result.update(text="".join(pieces), tokens=count)
+    result["tokens_per_s"] = result["tokens"] / max(time.perf_counter() - t0, 1e-9)
+    if getattr(args, "json", None):
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     return 0
 
 
@@ -180,19 +224,29 @@ def _print_samples(lm, args) -> int:
                                      generator, args.precision)
     rate = args.num_samples * args.length / max(time.perf_counter() - t0, 1e-9)
     prev = ids[-1] if args.prime else None
-    for k, tokens in enumerate(samples, 1):
+    texts = [lm.vocab.decode(tokens, prev) for tokens in samples]
+    for k, text in enumerate(texts, 1):
         print(f"--- sample {k} of {len(samples)} ---")
-        print(args.prime + lm.vocab.decode(tokens, prev))
+        print(args.prime + text)
     print(f"{args.num_samples} x {args.length:,} tokens at {rate:,.0f}/s in all from {lm.source} (step {lm.step:,})",
           file=sys.stderr)
+    if getattr(args, "json", None):
+        result = {"run": str(args.run), "step": lm.step, "level": lm.level, "prime": args.prime, "seed": args.seed,
+                  "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
+                  "precision": args.precision, "samples": texts, "tokens": args.num_samples * args.length,
+                  "tokens_per_s": rate}
+        atomic_write_text(args.json, json.dumps(result, indent=2) + "\n")
     return 0
 
 
-def _print_stream(pieces) -> int:
-    """Write text pieces as they come, flushing about 30 times a second; returns the count."""
+def _print_stream(pieces, keep: list | None = None) -> int:
+    """Write text pieces as they come, flushing about 30 times a second (and append them to
+    ``keep`` if given); returns the count."""
     count, last = 0, time.monotonic()
     for piece in pieces:
         sys.stdout.write(piece)
+        if keep is not None:
+            keep.append(piece)
         count += 1
         if time.monotonic() - last > 0.03:
             sys.stdout.flush()

@@ -309,6 +309,18 @@ def run_folder_checkpoints(out: Path) -> list[Path]:
     return [p for p in (out / "last.safetensors", out / "best.safetensors") if p.exists()]
 
 
+def _remove_run(out: Path) -> None:
+    """Remove the files of a run in ``out`` (this engine's and the word level's), nothing else."""
+    from .run import RunFolder
+
+    word = RunFolder(out)
+    names = {"config.json", "last.safetensors", "best.safetensors", "metrics.jsonl", "metrics.png"}
+    paths = [out / name for name in names] + [word.config_path, word.metrics_path, word.model_path,
+                                                word.rng_path, word.plot_path, word.tokenizer_path]
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
 def _other_engine(out: Path) -> bool:
     """Whether ``out`` holds a run of another engine (a word-level n-gram run, say)."""
     try:
@@ -348,13 +360,17 @@ def train(
     resume: bool | str = False,
     progress: str = "auto",
     on_log: Callable[[dict], object] | None = None,
+    overwrite: bool = False,
     **options,
 ) -> dict:
     """Train (or resume) a streaming LM in the run folder ``out``.
 
     Args:
-        out: run folder; refused if it already holds a run and ``resume`` is false.
+        out: run folder; refused if it already holds a run and neither ``resume`` nor
+            ``overwrite`` is given.
         resume: False, True (from ``last``) or ``"best"``.
+        overwrite: replace a run already in ``out`` (of this engine or the word level's): its
+            files are removed once the options are checked, before training starts.
         progress: ``"bar"`` (tqdm), ``"lines"``, ``"none"`` or ``"auto"`` (bar on a terminal).
         on_log: called with every ``metrics.jsonl`` record (on rank 0 only when data-parallel);
             a truthy return value stops the run after that step, with a checkpoint, as Ctrl-C does.
@@ -380,20 +396,23 @@ def train(
         >>> train("runs/shakes", corpus="tiny-shakespeare", minutes=2, hidden=256)  # doctest: +SKIP
     """
     out = Path(out)
+    if overwrite and resume:
+        raise ValueError("overwrite and resume exclude each other: resume continues the run in out, "
+                         "overwrite replaces it")
     joined = _join(out, resume, options)
     try:
-        return _train(out, resume, progress, on_log, options)
+        return _train(out, resume, progress, on_log, options, overwrite)
     finally:
         if joined:  # leave the process group this call joined, so that processes exit cleanly
             distributed.shutdown()
 
 
-def _train(out: Path, resume, progress: str, on_log, options: dict) -> dict:
+def _train(out: Path, resume, progress: str, on_log, options: dict, overwrite: bool = False) -> dict:
     """`train`'s run, in a process group already joined when data-parallel."""
     keep_freed_memory()  # steps reuse freed activations instead of faulting in fresh pages
     world, rank = distributed.world_size(), distributed.rank()
     main = rank == 0
-    saved_tensors, saved = _open_run(out, resume)
+    saved_tensors, saved = _open_run(out, resume, overwrite)
     model_opts, config, notes = resolve_config(options, saved)
     if saved and saved["data"].get("world_size", 1) != world:
         raise ValueError(_world_mismatch(saved["data"].get("world_size", 1), world, config.batch_size))
@@ -459,8 +478,10 @@ def _train(out: Path, resume, progress: str, on_log, options: dict) -> dict:
     def prepare_folder() -> None:
         if saved:
             _trim_metrics(out / "metrics.jsonl", step)
-        else:
+        else:  # everything is checked by now: only here does an overwritten run go
             out.mkdir(parents=True, exist_ok=True)
+            if overwrite:
+                _remove_run(out)
             (out / "metrics.jsonl").unlink(missing_ok=True)
         RunFolder(out).write_config({
             "engine": ENGINE, "level": config.level, "corpus": config.corpus, "model": model_config.to_dict(),
@@ -662,8 +683,9 @@ def _process_device(name: str, world: int) -> torch.device:
     return device
 
 
-def _open_run(out: Path, resume) -> tuple[dict | None, dict | None]:
-    """``(tensors, meta)`` of the checkpoint to resume, or ``(None, None)`` for a new run in ``out``.
+def _open_run(out: Path, resume, overwrite: bool = False) -> tuple[dict | None, dict | None]:
+    """``(tensors, meta)`` of the checkpoint to resume, or ``(None, None)`` for a new run in ``out``
+    (with ``overwrite``, even where a run is; ``prepare_folder`` in `_train` removes it).
 
     Rank 0 checks the folder and reads the file; the other processes get its bytes (they
     need not share its disk) or its error."""
@@ -673,8 +695,9 @@ def _open_run(out: Path, resume) -> tuple[dict | None, dict | None]:
     def read() -> bytes:
         check_folder_path(out)
         if not resume:
-            if run_folder_checkpoints(out) or _other_engine(out):
-                raise FileExistsError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+            if not overwrite and (run_folder_checkpoints(out) or _other_engine(out)):
+                raise FileExistsError(f"{out} already holds a run; pass --resume to continue it, --overwrite to "
+                                      f"replace it, or choose another --out")
             return b""
         if not path.exists():
             raise FileNotFoundError(f"{path}: nothing to resume (no {which} checkpoint in {out})")

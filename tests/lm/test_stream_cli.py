@@ -149,3 +149,77 @@ def test_resume_refuses_a_corpus_edited_in_place(trained, tmp_path, capsys):
     capsys.readouterr()
     assert main(["lm", "train", "--out", str(run), "--resume", "--steps", "6"]) == 2
     assert "has changed since the run started" in capsys.readouterr().err
+
+
+@pytest.fixture
+def made_up_corpus(tmp_path):
+    """A text of ~20,000 characters that needs no shared data (these tests run in CI too)."""
+    import random
+
+    rng = random.Random(0)
+    words = ["the", "king", "and", "queen", "of", "a", "fair", "land", "said", "to", "thee", "my", "lord"]
+    path = tmp_path / "made-up.txt"
+    path.write_text("\n".join(" ".join(rng.choice(words) for _ in range(10)) for _ in range(400)))
+    return path
+
+
+def test_top_level_train_char_overwrites_writes_json_and_keeps_quiet(made_up_corpus, tmp_path, capsys):
+    run, summary = tmp_path / "run", tmp_path / "out" / "summary.json"
+    base = ["train", "--level", "char", "--corpus", str(made_up_corpus), "--out", str(run), *TINY[:-2],
+            "--eval-every", "10"]
+    assert main(base + ["--steps", "10", "--quiet"]) == 0
+    assert capsys.readouterr().out == ""
+    assert main(base + ["--steps", "10"]) == 2
+    assert "already holds a run; pass --resume to continue it, --overwrite to replace it" in capsys.readouterr().err
+    # Options that fail their checks leave the run alone: only a run that starts replaces it.
+    before = (run / "best.safetensors").read_bytes()
+    assert main(base + ["--steps", "10", "--overwrite", "--seq-len", "100000"]) == 2
+    assert "training text too short" in capsys.readouterr().err
+    assert (run / "best.safetensors").read_bytes() == before
+    assert main(base + ["--steps", "20", "--overwrite", "--quiet", "--json", str(summary)]) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10, 15, 20]  # a new run's metrics, not the old ones continued
+    result = json.loads(summary.read_text())
+    assert result["step"] == 20 and result["stopped"] == "budget" and result["run"] == str(run)
+    assert result["val_bpc"] == pytest.approx(result["val_loss"] / 0.6931471805599453)
+    assert result["val_perplexity"] > 1
+    assert main(base + ["--steps", "30", "--overwrite", "--resume"]) == 2
+    assert "overwrite and resume exclude each other" in capsys.readouterr().err
+
+
+def test_overwrite_replaces_a_word_level_run(made_up_corpus, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--level", "word", "--corpus", str(made_up_corpus), "--out", str(run), "--epochs", "1",
+                 "--hidden", "8", "--embedding", "8", "--quiet"]) == 0
+    assert (run / "model.safetensors").is_file()
+    assert main(["train", "--level", "char", "--corpus", str(made_up_corpus), "--out", str(run), "--steps", "5",
+                 "--overwrite", "--quiet", *TINY[:-2]]) == 0
+    assert not (run / "model.safetensors").exists() and not (run / "tokenizer.json").exists()
+    assert json.loads((run / "config.json").read_text())["engine"] == "stream"
+
+
+def test_generate_from_a_char_run_writes_json_and_explains_words(made_up_corpus, tmp_path, capsys):
+    run, out = tmp_path / "run", tmp_path / "gen.json"
+    assert main(["train", "--level", "char", "--corpus", str(made_up_corpus), "--out", str(run), "--steps", "5",
+                 "--quiet", *TINY[:-2]]) == 0
+    assert main(["generate", str(run), "--prime", "the ", "--length", "40", "--seed", "3", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert printed == "the " + result["text"] + "\n"
+    assert result["tokens"] == 40 and len(result["text"]) == 40 and result["level"] == "char"
+    assert result["seed"] == 3 and result["tokens_per_s"] > 0 and result["step"] == 5
+    assert main(["generate", str(run), "--words", "5"]) == 2
+    assert ("--words counts words, and " + str(run) + " is a char-level run: give --length N"
+            in capsys.readouterr().err)
+    assert main(["generate", str(run), "--num-samples", "2", "--length", "10", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert len(result["samples"]) == 2 and all(len(t) == 10 for t in result["samples"])
+
+
+def test_words_is_the_length_of_a_word_level_stream_run(made_up_corpus, tmp_path, capsys):
+    run, out = tmp_path / "run", tmp_path / "gen.json"
+    assert main(["train", "--stream", "--corpus", str(made_up_corpus), "--out", str(run), "--steps", "3",
+                 "--quiet", "--hidden", "16", "--embedding", "16", "--batch-size", "4", "--seq-len", "8"]) == 0
+    assert main(["generate", str(run), "--words", "7", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["tokens"] == 7 and result["level"] == "word" and len(result["text"].split()) == 7
