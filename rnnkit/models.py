@@ -45,26 +45,32 @@ class Model(Layer):
                       precision=precision, **kwargs)
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            steps_per_epoch=None, **kwargs):
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, **kwargs):
         """Train for ``epochs`` passes over ``(x, y)``; returns a ``History``.
 
         As ``keras.Model.fit``: ``validation_split`` takes the *last* fraction of the
-        samples before shuffling; ``validation_data=(x_val, y_val)``; ``callbacks``
-        get Keras's hooks. Progress: a bar per epoch (loss, metrics, samples/s, ETA)
+        samples before shuffling; ``validation_data=(x_val, y_val)`` or ``(x_val, y_val,
+        sample_weight_val)``; ``callbacks`` get Keras's hooks. ``sample_weight`` (``(n,)``, or
+        ``(n, steps)`` for sequence outputs) or ``class_weight`` (``{class: weight}``) weight
+        the loss, ``sum(loss * weight) / count`` as in Keras; metrics stay unweighted, as
+        Keras's ``metrics`` are. Progress: a bar per epoch (loss, metrics, samples/s, ETA)
         on a terminal, one line per epoch otherwise (``verbose=2``); 0 is silent.
         """
         from .training.loop import fit
 
         return fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
                    validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
-                   initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch, **kwargs)
+                   class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
+                   steps_per_epoch=steps_per_epoch, **kwargs)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, return_dict=False, **kwargs):
-        """Loss (and metrics) on ``(x, y)``: a float, a list ``[loss, *metrics]`` or a dict."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None, return_dict=False, **kwargs):
+        """Loss (and metrics) on ``(x, y)``: a float, a list ``[loss, *metrics]`` or a dict;
+        ``sample_weight`` weights the loss as in `fit`."""
         from .training.loop import evaluate
 
-        return evaluate(self, x, y, batch_size=batch_size, verbose=verbose, return_dict=return_dict, **kwargs)
+        return evaluate(self, x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
+                        return_dict=return_dict, **kwargs)
 
     def predict(self, x, batch_size=None, verbose=0, **kwargs) -> np.ndarray:
         """Model outputs for ``x`` as a NumPy array, computed in inference mode in batches."""
@@ -75,10 +81,11 @@ class Model(Layer):
     def predict_on_batch(self, x) -> np.ndarray:
         return self.predict(x, batch_size=len(x))
 
-    def train_on_batch(self, x, y):
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
+        """One optimizer step on ``(x, y)``; returns the loss (weighted as in `fit`)."""
         from .training.loop import train_on_batch
 
-        return train_on_batch(self, x, y)
+        return train_on_batch(self, x, y, sample_weight=sample_weight, class_weight=class_weight)
 
     @property
     def optimizer(self):

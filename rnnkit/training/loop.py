@@ -60,10 +60,60 @@ def _autocast(model):
     return torch.autocast(device_type=model.device.type, dtype=dtype)
 
 
-def _forward_loss(model, xb, yb, training: bool, runner=None):
+def sample_weights(y: torch.Tensor, sample_weight=None, class_weight=None, what: str = "sample_weight"):
+    """The per-sample loss weights ``fit``/``evaluate`` use: ``sample_weight`` as a float tensor
+    (``(n,)``, or ``(n, steps)`` for sequence targets), or weights looked up from ``class_weight``
+    (``{class index: weight}``; classes not in it weigh 1) by each sample's label: the target
+    itself for integer labels ``(n,)``/``(n, 1)``, the arg-max of one-hot rows. None when
+    neither is given. Keras's rules, checked with one-line errors."""
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError("give sample_weight or class_weight, not both (Keras refuses both too)")
+    if class_weight is not None:
+        if not isinstance(class_weight, dict) or not all(
+                isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in class_weight):
+            raise ValueError(f"class_weight must be a dict of class index -> weight, got {class_weight!r}")
+        labels = y
+        if labels.dim() == 2 and labels.shape[-1] == 1:
+            labels = labels.squeeze(-1)
+        elif labels.dim() == 2 and _probability_rows(labels):  # one-hot (or smoothed) rows: the arg-max
+            labels = labels.argmax(-1)
+        if labels.dim() != 1:
+            raise ValueError(f"class_weight needs one label per sample (targets (n,), (n, 1) or one-hot "
+                             f"(n, classes)), got targets of shape {tuple(y.shape)}; for sequence targets "
+                             f"pass sample_weight of shape (n, steps)")
+        labels = labels.double().round().long()
+        w = torch.ones(len(labels), dtype=torch.float32, device=y.device)
+        for cls, weight in class_weight.items():
+            w[labels == int(cls)] = float(weight)
+        return w
+    if sample_weight is None:
+        return None
+    w = as_tensor(sample_weight, y.device).float()
+    if w.dim() == 2 and w.shape[1] == 1:  # (n, 1): one weight per sample, as (n,)
+        w = w[:, 0]
+    lead = tuple(y.shape[: w.dim()])
+    if w.dim() not in (1, 2) or tuple(w.shape) != lead:
+        raise ValueError(f"{what} must have shape (n,) or (n, steps) matching the targets {tuple(y.shape)}, "
+                         f"got {tuple(w.shape)}")
+    if not torch.isfinite(w).all():
+        raise ValueError(f"{what} has values that are not finite numbers")
+    return w
+
+
+def _probability_rows(y: torch.Tensor) -> bool:
+    """Whether every row of ``y`` is a distribution (non-negative, sums to 1): one-hot targets,
+    not a row of integer labels per step."""
+    y = y.double()
+    return bool((y >= 0).all() and torch.allclose(y.sum(-1), torch.ones((), dtype=y.dtype), atol=1e-3))
+
+
+def _forward_loss(model, xb, yb, training: bool, runner=None, wb=None):
     """Forward a batch; returns (loss incl. penalties, predictions, output mask).
 
-    ``runner`` is what to call for the forward pass (the DDP wrapper when distributed)."""
+    ``runner`` is what to call for the forward pass (the DDP wrapper when distributed).
+    ``wb``: the batch's sample weights (`sample_weights`) or None. As Keras computes it, the
+    weighted loss is ``sum(loss * weight) / count``, ``count`` being the number of values
+    (of unmasked steps when the output has a mask), not the sum of the weights."""
     state = model.compiled
     loss = state.loss
     use_logits = (
@@ -78,9 +128,14 @@ def _forward_loss(model, xb, yb, training: bool, runner=None):
             out, out_mask = (runner or model)(xb, training=training), None
     out = out.float()  # losses in fp32 whatever the compute precision
     logits = use_logits or loss.from_logits
-    if out_mask is not None:
+    if out_mask is not None or wb is not None:
         per = loss.per_sample(yb, out, logits=logits)
-        if out_mask.shape == per.shape:
+        if wb is not None:
+            if wb.dim() > per.dim():
+                raise ValueError(f"sample weights of shape {tuple(wb.shape)} do not fit the loss's per-sample "
+                                 f"values {tuple(per.shape)}: per-step weights need sequence outputs")
+            per = per * wb.view(tuple(wb.shape) + (1,) * (per.dim() - wb.dim()))
+        if out_mask is not None and out_mask.shape == per.shape:
             m = out_mask.to(per.dtype)
             data_loss = (per * m).sum() / m.sum().clamp(min=1)
         else:
@@ -133,8 +188,16 @@ def _verbosity(verbose):
     return int(verbose)
 
 
+def _validation_parts(validation_data):
+    """``(x, y, sample_weight or None)`` from Keras's 2- or 3-tuple ``validation_data``."""
+    if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+        raise ValueError("validation_data must be a tuple (x_val, y_val) or (x_val, y_val, sample_weight_val)")
+    return validation_data[0], validation_data[1], (validation_data[2] if len(validation_data) == 3 else None)
+
+
 def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, validation_split=0.0,
-        validation_data=None, shuffle=True, initial_epoch=0, steps_per_epoch=None, **kwargs):
+        validation_data=None, shuffle=True, class_weight=None, sample_weight=None, initial_epoch=0,
+        steps_per_epoch=None, **kwargs):
     if kwargs:
         raise TypeError(f"fit() got unexpected argument(s): {', '.join(sorted(kwargs))}")
     _require_compiled(model)
@@ -143,13 +206,19 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
     x = _to_tensor(x, device, "x")
     y = _to_tensor(y, device, "y")
     _check_lengths(x, y)
+    weights = sample_weights(y, sample_weight, class_weight)
     batch_size = int(batch_size or 32)
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    if validation_data is None and validation_split:
+    if validation_data is not None:
+        validation_data = _validation_parts(validation_data)
+    elif validation_split:
         split = validation_cut(len(x), validation_split)
         x, x_val, y, y_val = x[:split], x[split:], y[:split], y[split:]
-        validation_data = (x_val, y_val)
+        w_val = None
+        if weights is not None:
+            weights, w_val = weights[:split], weights[split:]
+        validation_data = (x_val, y_val, w_val)
     _ensure_built(model, x)
     state = model.compiled
     opt = state.optimizer
@@ -208,7 +277,8 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
             cb.on_train_batch_begin(step)
             xb, yb = x[idx], y[idx]
             opt.torch_optimizer.zero_grad(set_to_none=True)
-            loss, pred, out_mask = _forward_loss(model, xb, yb, training=True, runner=runner)
+            loss, pred, out_mask = _forward_loss(model, xb, yb, training=True, runner=runner,
+                                                 wb=None if weights is None else weights[idx])
             loss_value = float(loss.detach())  # one sync per step: needed for the NaN check and progress
             if not math.isfinite(loss_value):
                 raise TrainingError(
@@ -248,8 +318,8 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
             m.sync()
         logs.update({m.name: m.result() for m in state.metrics})
         if validation_data is not None:
-            x_val, y_val = validation_data[0], validation_data[1]
-            val = evaluate(model, x_val, y_val, batch_size=batch_size, return_dict=True)
+            x_val, y_val, w_val = validation_data
+            val = evaluate(model, x_val, y_val, batch_size=batch_size, return_dict=True, sample_weight=w_val)
             logs.update({f"val_{k}": v for k, v in val.items()})
         cb.on_epoch_end(epoch, logs)
         if model.stop_training:
@@ -260,7 +330,7 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
 
 
 @torch.no_grad()
-def evaluate(model, x, y, batch_size=None, verbose=0, return_dict=False, **kwargs):
+def evaluate(model, x, y, batch_size=None, verbose=0, sample_weight=None, return_dict=False, **kwargs):
     if kwargs:
         raise TypeError(f"evaluate() got unexpected argument(s): {', '.join(sorted(kwargs))}")
     _require_compiled(model)
@@ -268,6 +338,7 @@ def evaluate(model, x, y, batch_size=None, verbose=0, return_dict=False, **kwarg
     x = _to_tensor(x, device, "x")
     y = _to_tensor(y, device, "y")
     _check_lengths(x, y)
+    weights = sample_weights(y, sample_weight)
     _ensure_built(model, x)
     state = model.compiled
     metrics = [type(m)(name=m.name) if not hasattr(m, "threshold") else type(m)(name=m.name, threshold=m.threshold) for m in state.metrics]
@@ -276,7 +347,8 @@ def evaluate(model, x, y, batch_size=None, verbose=0, return_dict=False, **kwarg
     total, seen = torch.zeros((), device=device), 0
     for idx in _batches(len(x), int(batch_size or 32)):
         xb, yb = x[idx], y[idx]
-        loss, pred, out_mask = _forward_loss(model, xb, yb, training=False)
+        loss, pred, out_mask = _forward_loss(model, xb, yb, training=False,
+                                             wb=None if weights is None else weights[idx])
         total += loss * len(yb)
         seen += len(yb)
         for m in metrics:
@@ -308,16 +380,17 @@ def predict(model, x, batch_size=None, verbose=0, **kwargs):
     return torch.cat(outs).cpu().numpy()
 
 
-def train_on_batch(model, x, y):
+def train_on_batch(model, x, y, sample_weight=None, class_weight=None):
     _require_compiled(model)
     device = model.device
     x, y = _to_tensor(x, device, "x"), _to_tensor(y, device, "y")
     _check_lengths(x, y)
+    weights = sample_weights(y, sample_weight, class_weight)
     _ensure_built(model, x)
     opt = model.compiled.optimizer
     model.train()
     opt.torch_optimizer.zero_grad(set_to_none=True)
-    loss, _, _ = _forward_loss(model, x, y, training=True)
+    loss, _, _ = _forward_loss(model, x, y, training=True, wb=weights)
     if not math.isfinite(float(loss.detach())):
         raise TrainingError(f"loss became {float(loss)} in train_on_batch; the update was not applied")
     loss.backward()
