@@ -15,6 +15,14 @@ FIXTURES = REPO / "tests" / "fixtures"
 torch.set_num_threads(1)
 # ... and the same for the CLI runs and workers the tests start as subprocesses.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# rnnkit's C kernels are built into a folder of this session's, not the user's ~/.cache.
+if "RNNKIT_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["RNNKIT_CACHE_DIR"] = tempfile.mkdtemp(prefix="rnnkit-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["RNNKIT_CACHE_DIR"], True)
 
 
 @pytest.fixture(autouse=True)

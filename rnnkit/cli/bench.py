@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from .checks import check_writable
+from .checks import check_writable, device_name
 
 
 def register(sub) -> None:
@@ -33,7 +33,7 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, help="timed training steps per candidate and length (default 30)")
     p.add_argument("--warmup", type=int, help="untimed steps per candidate first (default 3)")
     p.add_argument("--rounds", type=int, help="alternating rounds the steps are spread over (default 5)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ... (default auto)")
+    p.add_argument("--device", default="auto", type=device_name, help="auto (CUDA when present), cpu, cuda, cuda:1 ... (default auto)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch intra-op threads (default 1: steady timings of small models; 0 keeps torch's setting)")
     p.add_argument("--seed", type=int, default=0)

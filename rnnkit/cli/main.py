@@ -19,7 +19,9 @@ class CLIError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    from .checks import OneLineParser
+
+    parser = OneLineParser(
         prog="rnnkit",
         description="Build, train, inspect and compare recurrent sequence models; generate text with them.",
     )
@@ -62,10 +64,42 @@ def route(argv: list[str]) -> list[str]:
     if cmd == "evaluate":
         return ["lm", "evaluate"] + rest
     if cmd == "generate":
-        run = next((a for a in rest if not a.startswith("-")), None)
+        run = _first_positional(rest)
         if run is not None and _is_stream_run(run):
             return ["lm", "generate"] + rest
     return argv
+
+
+def _first_positional(args: list[str]) -> str | None:
+    """The first argument that is neither an option nor an option's value (`generate`'s RUN)."""
+    valued = _generate_options_with_values()
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+        elif a == "--":
+            continue
+        elif a.startswith("-"):
+            skip = "=" not in a and a in valued
+        else:
+            return a
+    return None
+
+
+def _generate_options_with_values() -> set[str]:
+    """Option strings of both `generate` commands (n-gram and streaming) that take a value."""
+    from ..lm.stream_cli import add_generate_arguments
+
+    found: set[str] = set()
+    for add in (lambda p: add_generate_arguments(p, run_argument=False),
+                lambda p: generate.register(p.add_subparsers())):
+        parser = argparse.ArgumentParser(add_help=False)
+        add(parser)
+        parsers = [parser] + [a for act in parser._actions if isinstance(act, argparse._SubParsersAction)
+                              for a in act.choices.values()]
+        for p in parsers:
+            found.update(o for act in p._actions if act.nargs != 0 for o in act.option_strings)
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

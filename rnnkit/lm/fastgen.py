@@ -22,7 +22,8 @@ about 1e-6 relative on the logits. ``precision="fp16"``/``"int8"`` runs the
 products through fbgemm instead (`PACKERS`): fewer bytes, but at a batch of one
 those kernels were slower than OpenBLAS's float32 ones on the CPU measured.
 `sample_stream` draws the same uniforms as the plain path and inverts the same
-CDF, so the same seed gives the same text.
+CDF, so the same seed gives the same text, up to a draw that rounding tips (rare:
+the logits differ by ~1e-6).
 
 A single fp32 stream steps in C where it can (``kernel="native"``, `rnnkit.native`'s
 ``lstm_step``, built at first use): the same folded table and products, and the cell, in
@@ -246,25 +247,46 @@ def native_max_layers() -> int:
     return 16  # RNNKIT_MAX_LAYERS in rnnkit/native/lstm_step.c
 
 
+@functools.lru_cache(maxsize=None)
+def _native_functions():
+    """``(Struct, step, sample)``: the kernel's struct type (``rnnkit_lstm`` in
+    rnnkit/native/lstm_step.c) and its two functions with their signatures, made once: ctypes
+    keeps one function object per library, so every `_NativeStep` must share these."""
+    import ctypes
+
+    from .. import native
+
+    lib = native.library("lstm_step")
+    ptr, i32, n = ctypes.c_void_p, ctypes.c_int32, native_max_layers()
+
+    class Struct(ctypes.Structure):
+        _fields_ = [("layers", i32), ("hidden", i32), ("vocab", i32), ("threads", i32), ("table", ptr),
+                    ("w", ptr * n), ("b", ptr * n), ("head_w", ptr), ("head_b", ptr), ("h", ptr * 2),
+                    ("c", ptr), ("logits", ptr), ("cur", i32)]
+
+    step, sample = lib.rnnkit_lstm_step, lib.rnnkit_lstm_sample
+    step.argtypes, step.restype = [ctypes.POINTER(Struct), i32], None
+    sample.argtypes = [ctypes.POINTER(Struct), ptr, i32, ctypes.c_double, ctypes.c_double, ptr, ptr]
+    sample.restype = None
+    return Struct, step, sample
+
+
+#: Most OpenMP threads the C step takes (more would only wait on each other).
+MAX_NATIVE_THREADS = 256
+
+
 class _NativeStep:
-    """`FastLSTM`'s weights and state as the C kernel's struct (``rnnkit_lstm`` in
-    rnnkit/native/lstm_step.c) plus the buffers it points into; the arrays are kept here so
-    they live as long as the struct does."""
+    """`FastLSTM`'s weights and state as the C kernel's struct plus the buffers it points into;
+    the arrays are kept here so they live as long as the struct does."""
 
     def __init__(self, fast: "FastLSTM", weights: list, threads: int | None):
         import ctypes
 
-        from .. import native
-
-        lib = native.library("lstm_step")
-        ptr, i32 = ctypes.c_void_p, ctypes.c_int32
-        n = native_max_layers()
-
-        class Struct(ctypes.Structure):
-            _fields_ = [("layers", i32), ("hidden", i32), ("vocab", i32), ("threads", i32), ("table", ptr),
-                        ("w", ptr * n), ("b", ptr * n), ("head_w", ptr), ("head_b", ptr), ("h", ptr * 2),
-                        ("c", ptr), ("logits", ptr), ("cur", i32)]
-
+        Struct, self._step, self._sample = _native_functions()
+        if threads is None:
+            threads = torch.get_num_threads()
+        if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= MAX_NATIVE_THREADS:
+            raise ValueError(f"threads must be an integer from 1 to {MAX_NATIVE_THREADS}, got {threads!r}")
         H, layers = fast.hidden, fast.layers
         # `fast` built these in PyTorch's gate order (i, f, g, o), as the kernel reads them.
         contiguous = np.ascontiguousarray  # no copy: they are already
@@ -279,8 +301,7 @@ class _NativeStep:
         self.tokens = np.empty(_SAMPLE_CHUNK, np.int32)
 
         s = self.struct = Struct()
-        s.layers, s.hidden, s.vocab = layers, H, len(fast.head_b)
-        s.threads = threads or torch.get_num_threads()
+        s.layers, s.hidden, s.vocab, s.threads = layers, H, len(fast.head_b), threads
         s.table, s.head_w, s.head_b = self.table.ctypes.data, self.head_w.ctypes.data, self.head_b.ctypes.data
         for i in range(layers):
             s.w[i] = self.weights[i].ctypes.data
@@ -289,11 +310,6 @@ class _NativeStep:
         s.h[0], s.h[1] = self.h[0].ctypes.data, self.h[1].ctypes.data
         s.c, s.logits, s.cur = self.c.ctypes.data, self.logits.ctypes.data, 0
         self._ref = ctypes.byref(s)
-        self._step = lib.rnnkit_lstm_step
-        self._step.argtypes, self._step.restype = [ctypes.POINTER(Struct), i32], None
-        self._sample = lib.rnnkit_lstm_sample
-        self._sample.argtypes = [ctypes.POINTER(Struct), ptr, i32, ctypes.c_double, ctypes.c_double, ptr, ptr]
-        self._sample.restype = None
 
     def step(self, token: int) -> None:
         if not 0 <= token < len(self.table):

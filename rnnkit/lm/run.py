@@ -65,6 +65,24 @@ class RunFolder:
     def is_run(self) -> bool:
         return self.config_path.is_file()
 
+    def config_kind(self) -> str | None:
+        """None (no config.json), ``"run"`` (an rnnkit run's config, of any engine) or
+        ``"foreign"`` (a config.json rnnkit did not write: a folder of something else)."""
+        if not self.config_path.is_file():
+            return None
+        try:
+            config = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return "foreign"
+        return "run" if isinstance(config, dict) and config.get("format") == FORMAT else "foreign"
+
+    def refuse_foreign(self) -> None:
+        """Raise `RunFolderError` when the folder's config.json is not an rnnkit run's: its files
+        are someone else's, and neither a new run nor --overwrite may touch them."""
+        if self.config_kind() == "foreign":
+            raise RunFolderError(f"{self.path} holds a config.json that rnnkit did not write (not a run folder); "
+                                 f"choose another --out folder")
+
     @classmethod
     def open(cls, path) -> "RunFolder":
         """An existing run folder (one with a config.json); a clear `RunFolderError` when `path` is not one."""
@@ -92,6 +110,7 @@ class RunFolder:
             check_folder_path(run.path)
         except ValueError as exc:
             raise RunFolderError(str(exc)) from None
+        run.refuse_foreign()
         if run.is_run() and not overwrite:
             raise RunFolderError(f"{run.path} already holds a run; pass --resume to continue it, "
                                  f"--overwrite to replace it, or another --out folder")

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..cli.checks import check_writable, non_negative_int, positive_float, positive_int
+from ..cli.checks import check_writable, device_name, non_negative_int, positive_float, positive_int
 from ..utils import atomic_write_text
 from .charlm import CELLS, PRECISIONS
 from .stream_train import LEVEL_DEFAULTS, PRESETS
@@ -80,7 +80,7 @@ def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) ->
                         help="last fraction of the text held out (default 0.1; corpora with a valid split use it)")
     parser.add_argument("--eval-every", type=positive_int, help="validate and checkpoint every N steps (default 500)")
     parser.add_argument("--log-every", type=positive_int, help="metrics.jsonl line every N steps (default 10)")
-    parser.add_argument("--device", help="cpu (default), cuda or auto")
+    parser.add_argument("--device", type=device_name, help="cpu (default), cuda, cuda:N or auto")
     parser.add_argument("--threads", type=positive_int,
                         help="CPU threads for torch (default: torch's choice, all cores; 1 on a busy machine)")
     parser.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
@@ -130,6 +130,8 @@ def write_summary_json(path: str, summary: dict) -> None:
     if summary.get("level") == "char":
         out["val_bpc"] = None if v is None else v / math.log(2)
     out["val_perplexity"] = None if v is None else math.exp(min(v, 700))
+    # JSON has no NaN: a diverged loss is written as null.
+    out = {k: None if isinstance(x, float) and not math.isfinite(x) else x for k, x in out.items()}
     atomic_write_text(path, json.dumps(out, indent=2, default=str) + "\n")
 
 
@@ -138,9 +140,10 @@ def add_generate_arguments(parser: argparse.ArgumentParser, run_argument: bool =
     if run_argument:
         parser.add_argument("run", help="run folder (or a .safetensors checkpoint) written by training")
     parser.add_argument("--prime", default="", help="text fed to the model first (default: a newline)")
-    parser.add_argument("--length", type=int, default=500, help="tokens to generate (default 500)")
-    parser.add_argument("--words", type=non_negative_int, metavar="N",
-                        help="word-level runs: words to generate (the same as --length there)")
+    how_many = parser.add_mutually_exclusive_group()
+    how_many.add_argument("--length", type=int, default=500, help="tokens to generate (default 500)")
+    how_many.add_argument("--words", type=non_negative_int, metavar="N",
+                          help="word-level runs: words to generate (the same as --length there)")
     parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1.0)")
     parser.add_argument("--top-k", type=positive_int, help="sample among the k most likely tokens")
     parser.add_argument("--top-p", type=float, help="sample among the most likely tokens holding this probability")
@@ -190,6 +193,9 @@ def generate_from_args(args) -> int:
         raise ValueError("--num-samples draws independent samples; it cannot be combined with --beam-width")
     if args.num_samples > 1:
         return _print_samples(lm, args)
+    from .. import native
+
+    native.library("lstm_step")  # a first use compiles the C step (seconds): not part of the rate below
     sys.stdout.write(args.prime)
     result = {"run": str(args.run), "step": lm.step, "level": lm.level, "prime": args.prime, "seed": args.seed,
               "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,

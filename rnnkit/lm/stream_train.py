@@ -310,10 +310,11 @@ def run_folder_checkpoints(out: Path) -> list[Path]:
 
 
 def _remove_run(out: Path) -> None:
-    """Remove the files of a run in ``out`` (this engine's and the word level's), nothing else."""
-    from .run import RunFolder
-
+    """Remove the files of the rnnkit run in ``out`` (this engine's and the word level's), nothing
+    else; nothing at all when ``out`` holds no rnnkit run config (`RunFolder.config_kind`)."""
     word = RunFolder(out)
+    if word.config_kind() != "run":
+        return
     names = {"config.json", "last.safetensors", "best.safetensors", "metrics.jsonl", "metrics.png"}
     paths = [out / name for name in names] + [word.config_path, word.metrics_path, word.model_path,
                                                 word.rng_path, word.plot_path, word.tokenizer_path]
@@ -694,6 +695,7 @@ def _open_run(out: Path, resume, overwrite: bool = False) -> tuple[dict | None, 
 
     def read() -> bytes:
         check_folder_path(out)
+        RunFolder(out).refuse_foreign()
         if not resume:
             if not overwrite and (run_folder_checkpoints(out) or _other_engine(out)):
                 raise FileExistsError(f"{out} already holds a run; pass --resume to continue it, --overwrite to "

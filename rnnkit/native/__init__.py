@@ -22,6 +22,7 @@ import functools
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 import sys
@@ -72,16 +73,18 @@ def build(name: str, directory: Path | None = None, compiler: str | None = None)
     if not source.is_file():
         raise NativeUnavailable(f"no C source for kernel {name!r} at {source}")
     compiler = compiler or os.environ.get("CC") or "cc"
-    exe = shutil.which(compiler)
+    words = shlex.split(compiler)  # CC may carry a wrapper or flags: "ccache gcc", "gcc -m64"
+    exe = shutil.which(words[0]) if words else None
     if exe is None:
         raise NativeUnavailable(f"no C compiler: {compiler!r} is not on PATH (set CC to one)")
+    command = [exe, *words[1:]]
     try:
-        version = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=30).stdout
+        version = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise NativeUnavailable(f"the C compiler {exe} does not run: {e}") from None
-    key = hashlib.sha256("\0".join([source.read_text(encoding="utf-8"), exe, version, *FLAGS]).encode()).hexdigest()
-    directory = Path(directory) if directory is not None else cache_dir()
-    target = directory / f"{name}-{key[:16]}.so"
+    key = hashlib.sha256("\0".join([source.read_text(encoding="utf-8"), *command, version, *FLAGS]).encode())
+    directory = (Path(directory) if directory is not None else cache_dir()).resolve()
+    target = directory / f"{name}-{key.hexdigest()[:16]}.so"
     if target.is_file():
         return target
     try:
@@ -91,12 +94,18 @@ def build(name: str, directory: Path | None = None, compiler: str | None = None)
     except OSError as e:
         raise NativeUnavailable(f"cannot write the compiled kernel to {directory}: {e.strerror or e}") from None
     try:
-        done = subprocess.run([exe, *FLAGS, "-o", tmp, str(source), "-lm"], capture_output=True, text=True,
+        done = subprocess.run([*command, *FLAGS, "-o", tmp, str(source), "-lm"], capture_output=True, text=True,
                               timeout=300)
         if done.returncode != 0:
             lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
             raise NativeUnavailable(f"{Path(exe).name} could not build {source.name}: "
                                     f"{lines[0] if lines else f'exit status {done.returncode}'}")
+        _check_library(tmp, f"{Path(exe).name} reported success but wrote no usable library for {source.name}")
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o755 & ~umask)  # mkstemp made it private; others sharing the cache must read it
+        with open(tmp, "rb") as fh:  # on disk before it takes its final name: a crash leaves no empty file
+            os.fsync(fh.fileno())
         os.replace(tmp, target)
     except subprocess.TimeoutExpired:
         raise NativeUnavailable(f"{Path(exe).name} took over 300 s to build {source.name}") from None
@@ -104,6 +113,18 @@ def build(name: str, directory: Path | None = None, compiler: str | None = None)
         if os.path.exists(tmp):
             os.unlink(tmp)
     return target
+
+
+def _check_library(path: str, message: str) -> None:
+    """Raise `NativeUnavailable` (``message``) unless ``path`` loads as a shared library."""
+    import ctypes
+
+    try:
+        if os.path.getsize(path) == 0:
+            raise OSError("empty file")
+        ctypes.CDLL(path)
+    except OSError as e:
+        raise NativeUnavailable(f"{message} ({e})") from None
 
 
 @functools.lru_cache(maxsize=None)

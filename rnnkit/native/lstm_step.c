@@ -48,7 +48,8 @@ static inline float hsum(__m256 v) {
 /* exp of 8 floats: Cephes' expf (x = n ln2 + r, ln2 split in two; degree-5 polynomial in r),
  * about 1 ulp; inputs clamped to [-87.3, 88.3] so 2^n stays a normal float. */
 static inline __m256 exp8(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    /* NaN passes through: max and min return their second operand when either is NaN. */
+    x = _mm256_min_ps(_mm256_set1_ps(88.3f), _mm256_max_ps(_mm256_set1_ps(-87.3f), x));
     __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);

@@ -223,3 +223,31 @@ def test_words_is_the_length_of_a_word_level_stream_run(made_up_corpus, tmp_path
     assert main(["generate", str(run), "--words", "7", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["tokens"] == 7 and result["level"] == "word" and len(result["text"].split()) == 7
+
+
+def test_generate_finds_the_run_after_valued_options(made_up_corpus, tmp_path, capsys):
+    run, out = tmp_path / "run", tmp_path / "g.json"
+    assert main(["train", "--level", "char", "--corpus", str(made_up_corpus), "--out", str(run), "--steps", "3",
+                 "--quiet", *TINY[:-2]]) == 0
+    assert main(["generate", "--json", str(out), "--seed", "4", str(run), "--length", "12"]) == 0
+    assert json.loads(out.read_text())["tokens"] == 12
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:  # argparse's own refusal
+        main(["generate", str(run), "--length", "5", "--words", "5"])
+    assert exited.value.code == 2
+    assert "argument --words: not allowed with argument --length" in capsys.readouterr().err
+
+
+def test_a_folder_of_someone_elses_files_is_never_overwritten(made_up_corpus, tmp_path, capsys):
+    theirs = tmp_path / "hf-model"
+    theirs.mkdir()
+    files = {"config.json": '{"model_type": "bert"}', "tokenizer.json": "{}", "model.safetensors": "x"}
+    for name, text in files.items():
+        (theirs / name).write_text(text)
+    for level in ("char", "word"):
+        for extra in ([], ["--overwrite"]):
+            budget = ["--steps", "2", *TINY[:-2]] if level == "char" else ["--epochs", "1"]
+            assert main(["train", "--level", level, "--corpus", str(made_up_corpus), "--out", str(theirs),
+                         "--quiet", *budget, *extra]) == 2
+            assert "holds a config.json that rnnkit did not write" in capsys.readouterr().err
+    assert {p.name: p.read_text() for p in theirs.iterdir()} == files

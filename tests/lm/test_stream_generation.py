@@ -266,6 +266,33 @@ def test_native_step_gives_the_same_numbers_on_any_number_of_threads():
     assert np.array_equal(runs[0], runs[1]) and np.array_equal(runs[0], runs[2])
 
 
+@needs_native
+def test_two_native_streams_in_flight_at_once():
+    model = _model()
+    a, b = (model.generate([1, 2], 80, 0.9, generator=torch.Generator().manual_seed(s)) for s in (1, 2))
+    mixed = [(x, y) for x, y in zip(a, b)]  # interleaved: each generator's C step in turn
+    alone = lambda s: list(model.generate([1, 2], 80, 0.9, generator=torch.Generator().manual_seed(s)))  # noqa: E731
+    assert [x for x, _ in mixed] == alone(1) and [y for _, y in mixed] == alone(2)
+
+
+@needs_native
+def test_native_step_keeps_nan_as_the_numpy_step_does():
+    model = _model()
+    with torch.no_grad():
+        model.rnns[1].weight_hh[0, 0] = float("nan")
+    for kernel in ("numpy", "native"):
+        fast = model.fast_stepper(kernel=kernel)
+        fast.step(1)
+        assert np.isnan(fast.step(2)).all(), kernel
+
+
+@needs_native
+@pytest.mark.parametrize("threads", [0, -1, 10**10, 2.0])
+def test_native_threads_are_checked(threads):
+    with pytest.raises(ValueError, match="threads must be an integer from 1 to 256"):
+        fastgen.FastLSTM(_model(), kernel="native", threads=threads)
+
+
 def test_kernel_choice():
     model = _model()
     assert model.fast_stepper(kernel="numpy").kernel == "numpy"

@@ -66,3 +66,26 @@ def test_the_cache_directory_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("RNNKIT_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert native.cache_dir() == tmp_path / "xdg" / "rnnkit"
+
+
+@needs_cc
+def test_the_cached_library_is_readable_by_others_and_a_relative_cache_works(tmp_path, monkeypatch):
+    path = native.build("lstm_step", tmp_path)
+    assert path.stat().st_mode & 0o444 == 0o444 and path.is_absolute()
+    monkeypatch.chdir(tmp_path)
+    assert native.build("lstm_step", ".") == path  # resolved: dlopen would search the library path for "x.so"
+
+
+@pytest.mark.skipif(shutil.which("true") is None, reason="needs the `true` command")
+def test_a_compiler_that_writes_nothing_leaves_nothing_behind(tmp_path):
+    for _ in range(2):  # the second try must fail the same way, not find a broken file in the cache
+        with pytest.raises(native.NativeUnavailable, match="true reported success but wrote no usable library"):
+            native.build("lstm_step", tmp_path, compiler="true")
+    assert not any(tmp_path.iterdir())
+
+
+@needs_cc
+def test_a_compiler_with_arguments(tmp_path):
+    cc = shutil.which(os.environ.get("CC") or "cc")
+    path = native.build("lstm_step", tmp_path, compiler=f"{cc} -DRNNKIT_TEST_FLAG")
+    assert path.is_file() and path != native.build("lstm_step", tmp_path, compiler=cc)
