@@ -57,7 +57,8 @@ def decode_text(data: bytes, source: str | os.PathLike, errors: str = "strict") 
     except UnicodeDecodeError as e:
         raise CorpusError(
             f"{source}: invalid UTF-8 byte(s) {data[skip + e.start:skip + e.end]!r} "
-            f"at byte offset {skip + e.start}; pass errors='replace' to substitute them"
+            f"at byte offset {skip + e.start}; pass errors='replace' (command line: --decode-errors replace) "
+            f"to substitute them"
         ) from None
 
 

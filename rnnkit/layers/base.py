@@ -67,6 +67,10 @@ def format_shape(shape) -> str:
     return str(tuple(shape)) if not isinstance(shape, list) else str([tuple(s) for s in shape])
 
 
+_NO_SHAPE = ("layer {name!r} has no defined {what} shape yet: it has not been built (give the model an "
+             "input_shape or an Input, call it on data, or call model.build((None, ...)))")
+
+
 class Layer(nn.Module):
     """Base of every rnnkit layer.
 
@@ -304,7 +308,7 @@ class Layer(nn.Module):
         if self._build_input_shape is None:
             if self._batch_input_shape is not None:
                 return self._batch_input_shape
-            raise AttributeError(f"layer {self.name!r} has no defined input shape yet")
+            raise AttributeError(_NO_SHAPE.format(name=self.name, what="input"))
         return self._build_input_shape
 
     @property
@@ -312,8 +316,16 @@ class Layer(nn.Module):
         if not self.built:
             if self._batch_input_shape is not None:
                 return self.compute_output_shape(self._batch_input_shape)
-            raise AttributeError(f"layer {self.name!r} has no defined output shape yet")
+            raise AttributeError(_NO_SHAPE.format(name=self.name, what="output"))
         return self._output_shape
+
+    def __getattr__(self, name):
+        # An AttributeError raised inside a property sends Python to nn.Module.__getattr__,
+        # whose "object has no attribute" would hide why the shape is not known yet.
+        if name in ("input_shape", "output_shape"):
+            raise AttributeError(_NO_SHAPE.format(name=self.__dict__.get("name", type(self).__name__),
+                                                  what=name.split("_")[0]))
+        return super().__getattr__(name)
 
     # ---------------------------------------------------------------- config
     def get_config(self) -> dict:

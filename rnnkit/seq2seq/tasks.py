@@ -101,6 +101,8 @@ def read_pairs(path: str | Path, max_source: int | None = None, max_target: int 
     empty side, or with a side longer than ``max_source``/``max_target``
     characters is an error naming the file and line number."""
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"pairs file {path} is a folder; expected a UTF-8 file of source<TAB>target lines")
     if not path.is_file():
         raise FileNotFoundError(f"pairs file {path} does not exist")
     pairs = []

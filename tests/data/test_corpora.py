@@ -222,6 +222,7 @@ def test_undecodable_bytes_name_file_and_offset(tmp_path):
     with pytest.raises(CorpusError) as info:
         load_corpus(path)
     assert str(path) in str(info.value) and "byte offset 3" in str(info.value)
+    assert "errors='replace' (command line: --decode-errors replace)" in str(info.value)
     assert load_corpus(path, errors="replace") == "abc\ufffddef"
     path.write_bytes(codecs.BOM_UTF8 + b"ab\xc3")  # truncated sequence; offset counts the BOM
     with pytest.raises(CorpusError, match="byte offset 5"):

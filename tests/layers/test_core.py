@@ -122,3 +122,16 @@ def test_unnamed_activations_run_but_cannot_be_saved(tmp_path):
     with pytest.raises(ValueError, match="has no Keras name"):
         leaky.get_config()
     assert Dense(3, activation=F.relu).get_config()["activation"] == "relu"
+
+
+def test_an_unbuilt_layer_says_why_it_has_no_shapes():
+    from rnnkit.layers import LSTM
+
+    layer = LSTM(4)
+    for what in ("input", "output"):
+        with pytest.raises(AttributeError, match=f"layer 'lstm.*' has no defined {what} shape yet: it has not been "
+                                                 f"built"):
+            getattr(layer, f"{what}_shape")
+    assert not hasattr(layer, "output_shape")
+    with pytest.raises(AttributeError, match="'LSTM' object has no attribute 'missing'"):
+        layer.missing

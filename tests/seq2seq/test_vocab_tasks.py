@@ -79,3 +79,8 @@ def test_pairs_task_sizes_vocabularies_and_lengths(tmp_path):
     assert data.output_vocab.pad_id == 0 and data.output_vocab.unk_id is None
     with pytest.raises(ValueError, match="at least 20"):
         pairs_task(_write(tmp_path, "a\tb\n" * 5, "few.tsv"))
+
+
+def test_a_pairs_folder_is_named_as_a_folder(tmp_path):
+    with pytest.raises(ValueError, match="is a folder; expected a UTF-8 file of source<TAB>target lines"):
+        read_pairs(tmp_path)
