@@ -48,14 +48,14 @@ def register(sub) -> None:
     t.add_argument("--tx", type=positive_int, help="input length (dates: 30; pairs: the longest source)")
     t.add_argument("--ty", type=positive_int, help="output length (dates: 10; pairs: the longest target)")
     t.add_argument("--lowercase", action="store_true", help="pairs: lower-case the sources")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=int, help="seed for the data split, weights and batches (default 0)")
     t.add_argument("--threads", type=non_negative_int, default=1,
                    help="torch CPU threads while training (default 1; 0 keeps torch's own setting)")
     again = t.add_mutually_exclusive_group()
     again.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     again.add_argument("--resume", action="store_true",
-                       help="continue the run in --out from its last epoch (same settings; --epochs/--minutes "
-                            "count from the run's start)")
+                       help="continue the run in --out from its last epoch: options not given take the run's "
+                            "values, and a different one is refused (--epochs/--minutes count from the run's start)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines are still printed)")
     t.set_defaults(func=run_train)
 
@@ -87,6 +87,30 @@ def _model_and_train_settings(args, preset: dict) -> tuple[dict, dict]:
     return model, train
 
 
+def _take_the_runs_settings(args, config: dict) -> None:
+    """``--resume``: every option not given takes the value the run was trained with, so
+    ``--out RUN --resume --epochs N`` is enough; given ones must still match (`train_run`)."""
+    task, model, train = config["task"], config["model"], config["training"]["train_config"]
+    pairs = task.get("task") == "pairs"
+    if args.pairs is None and args.task is None and pairs:
+        args.pairs = task.get("path")
+    if args.preset is None:
+        args.preset = task.get("preset")
+    if args.train_size is None and not pairs and not args.pairs:
+        args.train_size = task.get("train_size")
+    if args.seed is None:
+        args.seed = task.get("seed", train.get("seed"))
+    for arg in ("n_a", "n_s", "cell", "attention", "decoder_input", "embedding_dim", "tx", "ty"):
+        if getattr(args, arg) is None:
+            setattr(args, arg, model.get(arg))
+    if args.batch_size is None:
+        args.batch_size = train.get("batch_size")
+    if args.lr is None:
+        args.lr = train.get("learning_rate")
+    if pairs and not args.lowercase:
+        args.lowercase = bool(config.get("input_vocab", {}).get("lowercase"))
+
+
 def run_train(args) -> int:
     from ..seq2seq import checkpoint
     from ..seq2seq.tasks import PRESETS, dates_task, pairs_task
@@ -98,6 +122,10 @@ def run_train(args) -> int:
         raise CLIError(f"--resume: {out} holds no seq2seq run to continue")
     if checkpoint.exists(out) and not (args.overwrite or args.resume):
         raise CLIError(f"{out} already holds a trained run; pass --resume to continue it or --overwrite to replace it")
+    if args.resume:
+        _take_the_runs_settings(args, checkpoint.read_config(out))
+    if args.seed is None:
+        args.seed = 0
     preset_name = args.preset or ("pairs" if args.pairs else "dates")
     preset = PRESETS[preset_name]
     model_kwargs, train_kwargs = _model_and_train_settings(args, preset)

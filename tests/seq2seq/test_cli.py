@@ -166,6 +166,19 @@ def test_resume_refuses_other_settings(reverse_pairs, tmp_path, capsys, extra, m
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
 
 
+def test_resume_takes_the_runs_settings_when_not_given(reverse_pairs, tmp_path, capsys):
+    run = tmp_path / "run"
+    given = ["--pairs", str(reverse_pairs), "--n-a", "8", "--n-s", "16", "--cell", "lstm", "--batch-size", "8",
+             "--lr", "0.02", "--seed", "5", "--lowercase"]
+    assert main(["seq2seq", "train", "--out", str(run), "--epochs", "1", "--no-progress", *given]) == 0
+    assert main(["seq2seq", "train", "--out", str(run), "--resume", "--epochs", "2", "--no-progress"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["training"]["epochs"] == 2 and config["model"]["n_a"] == 8 and config["task"]["seed"] == 5
+    capsys.readouterr()
+    assert main(["seq2seq", "train", "--out", str(run), "--resume", "--epochs", "3", "--cell", "gru"]) == 2
+    assert "model cell: 'lstm' in the run, 'gru' now" in capsys.readouterr().err
+
+
 def test_resume_needs_a_run(tmp_path, capsys):
     assert main(["seq2seq", "train", "--task", "dates", "--out", str(tmp_path / "none"), "--resume", "--epochs", "1"]) == 2
     assert "holds no seq2seq run to continue" in capsys.readouterr().err
