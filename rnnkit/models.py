@@ -64,19 +64,21 @@ class Model(Layer):
                    class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
                    steps_per_epoch=steps_per_epoch, **kwargs)
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None, return_dict=False, **kwargs):
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None, steps=None,
+                 return_dict=False, **kwargs):
         """Loss (and metrics) on ``(x, y)``: a float, a list ``[loss, *metrics]`` or a dict;
-        ``sample_weight`` weights the loss as in `fit`."""
+        ``sample_weight`` weights the loss as in `fit`; ``steps`` stops after that many batches."""
         from .training.loop import evaluate
 
         return evaluate(self, x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
-                        return_dict=return_dict, **kwargs)
+                        steps=steps, return_dict=return_dict, **kwargs)
 
-    def predict(self, x, batch_size=None, verbose=0, **kwargs) -> np.ndarray:
-        """Model outputs for ``x`` as a NumPy array, computed in inference mode in batches."""
+    def predict(self, x, batch_size=None, verbose=0, steps=None, **kwargs) -> np.ndarray:
+        """Model outputs for ``x`` as a NumPy array, computed in inference mode in batches
+        (only the first ``steps`` batches when given)."""
         from .training.loop import predict
 
-        return predict(self, x, batch_size=batch_size, verbose=verbose, **kwargs)
+        return predict(self, x, batch_size=batch_size, verbose=verbose, steps=steps, **kwargs)
 
     def predict_on_batch(self, x) -> np.ndarray:
         return self.predict(x, batch_size=len(x))

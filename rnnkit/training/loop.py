@@ -329,8 +329,16 @@ def fit(model, x, y, batch_size=None, epochs=1, verbose="auto", callbacks=None, 
     return history
 
 
+def _check_steps(steps):
+    """``steps`` of predict/evaluate: None (all batches) or a positive number of batches."""
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1):
+        raise ValueError(f"steps must be a positive number of batches or None, got {steps!r}")
+    return steps
+
+
 @torch.no_grad()
-def evaluate(model, x, y, batch_size=None, verbose=0, sample_weight=None, return_dict=False, **kwargs):
+def evaluate(model, x, y, batch_size=None, verbose=0, sample_weight=None, steps=None, return_dict=False,
+             **kwargs):
     if kwargs:
         raise TypeError(f"evaluate() got unexpected argument(s): {', '.join(sorted(kwargs))}")
     _require_compiled(model)
@@ -339,6 +347,9 @@ def evaluate(model, x, y, batch_size=None, verbose=0, sample_weight=None, return
     y = _to_tensor(y, device, "y")
     _check_lengths(x, y)
     weights = sample_weights(y, sample_weight)
+    if _check_steps(steps) is not None:  # Keras: only the first `steps` batches
+        cut = int(steps) * int(batch_size or 32)
+        x, y, weights = x[:cut], y[:cut], None if weights is None else weights[:cut]
     _ensure_built(model, x)
     state = model.compiled
     metrics = [type(m)(name=m.name) if not hasattr(m, "threshold") else type(m)(name=m.name, threshold=m.threshold) for m in state.metrics]
@@ -364,11 +375,13 @@ def evaluate(model, x, y, batch_size=None, verbose=0, sample_weight=None, return
 
 
 @torch.no_grad()
-def predict(model, x, batch_size=None, verbose=0, **kwargs):
+def predict(model, x, batch_size=None, verbose=0, steps=None, **kwargs):
     if kwargs:
         raise TypeError(f"predict() got unexpected argument(s): {', '.join(sorted(kwargs))}")
     device = model.device
     x = _to_tensor(x, device, "x")
+    if _check_steps(steps) is not None:  # Keras: only the first `steps` batches
+        x = x[: int(steps) * int(batch_size or 32)]
     if len(x) == 0:
         raise ValueError("x has no samples")
     was_training = model.training

@@ -116,3 +116,13 @@ def test_class_weight_needs_one_label_per_sample():
     with pytest.raises(ValueError, match=r"class_weight needs one label per sample .* got targets of shape \(6, 6\)"):
         sample_weights(torch.as_tensor(K["seq/y"]), class_weight={0: 2.0})
     assert sample_weights(torch.tensor([0, 2, 1, 2]), class_weight={2: 3.0}).tolist() == [1.0, 3.0, 1.0, 3.0]
+
+
+def test_predict_and_evaluate_stop_after_steps_batches_as_keras_does():
+    m = classifier()
+    x, y = K["clf/x"], K["clf/y"]
+    assert m.predict(x, batch_size=3, steps=2).shape == (6, 3)
+    assert m.predict(x, batch_size=3, steps=10).shape == (10, 3)  # more steps than batches: all of them
+    assert m.evaluate(x, y, batch_size=3, steps=2)[0] == pytest.approx(m.evaluate(x[:6], y[:6], batch_size=3)[0])
+    with pytest.raises(ValueError, match="steps must be a positive number of batches or None, got 0"):
+        m.predict(x, steps=0)
