@@ -117,7 +117,19 @@ def run_train(args) -> int:
     from ..seq2seq.train import TrainConfig, train_run
     from .main import CLIError
 
+    from ..lm.run import RunFolder, describe_run
+    from ..utils import check_folder_path
+
     out = Path(args.out)
+    check_folder_path(out)
+    RunFolder(out).refuse_foreign()
+    kind = describe_run(out)
+    if kind is not None and kind != "a seq2seq run":
+        if args.resume:
+            raise CLIError(f"--resume: {out} holds {kind}, not a seq2seq run; continue it with the command that "
+                           f"started it")
+        if not args.overwrite:
+            raise CLIError(f"{out} holds {kind}; pass --overwrite to replace it, or choose another --out")
     if args.resume and not checkpoint.exists(out):
         raise CLIError(f"--resume: {out} holds no seq2seq run to continue")
     if checkpoint.exists(out) and not (args.overwrite or args.resume):
@@ -144,7 +156,7 @@ def run_train(args) -> int:
           f"Tx={data.tx}, Ty={data.ty}", flush=True)
     try:
         model, record = train_run(out, data, model_kwargs, cfg, progress=not args.no_progress and sys.stderr.isatty(),
-                                  extra={"preset": preset_name}, resume=args.resume)
+                                  extra={"preset": preset_name}, resume=args.resume, replace=args.overwrite)
     except (ValueError, FileNotFoundError) as exc:
         if not args.resume:
             raise
@@ -155,7 +167,7 @@ def run_train(args) -> int:
           f"{c.attention} attention, {c.decoder_input} decoder); trained {record['seconds']:.0f} s, "
           f"{record['epochs']} epochs, {record['samples']:,} samples"
           + (f"; validation exact match {val['exact_match']:.2%}" if val else ""))
-    print(f"run saved to {out} (model.safetensors, config.json, heldout.tsv)")
+    print(f"run saved to {out} (model.safetensors, trainer.safetensors, config.json, heldout.tsv)")
     return 0
 
 

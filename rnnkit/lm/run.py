@@ -34,9 +34,41 @@ from safetensors.torch import save as st_save
 from ..training.callbacks import Callback
 from ..utils import atomic_write, atomic_write_bytes, atomic_write_text, check_folder_path
 
-__all__ = ["RunFolder", "RunFolderError", "EpochCheckpoint", "FORMAT"]
+__all__ = ["RunFolder", "RunFolderError", "EpochCheckpoint", "FORMAT", "RUN_FILES", "describe_run", "remove_run_files"]
 
 FORMAT = "rnnkit-run/1"
+
+
+#: Every file an rnnkit run may hold, of any engine (n-gram word runs, streaming LM runs,
+#: seq2seq runs): what replacing a run (--overwrite) removes, and nothing else.
+RUN_FILES = ("config.json", "tokenizer.json", "model.safetensors", "metrics.json", "rng.safetensors", "metrics.png",
+             "last.safetensors", "best.safetensors", "metrics.jsonl", "heldout.tsv", "trainer.safetensors")
+
+
+def describe_run(folder) -> str | None:
+    """What kind of rnnkit run ``folder`` holds, in words ("a seq2seq run", "a char-level
+    streaming run", ...), or None when it holds none (no rnnkit config.json)."""
+    try:
+        config = json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict) or not str(config.get("format", "")).startswith("rnnkit-"):
+        return None
+    if str(config["format"]).startswith("rnnkit-seq2seq"):
+        return "a seq2seq run"
+    if config.get("engine") == "stream":
+        return f"a {config.get('level', 'char')}-level streaming run"
+    return f"a {config.get('level', 'word')}-level n-gram run"
+
+
+def remove_run_files(folder) -> None:
+    """Remove the files of the rnnkit run in ``folder`` (`RUN_FILES`), whatever its engine;
+    nothing when the folder holds no rnnkit run (`describe_run`)."""
+    folder = Path(folder)
+    if describe_run(folder) is None:
+        return
+    for name in RUN_FILES:
+        (folder / name).unlink(missing_ok=True)
 
 
 class RunFolderError(ValueError):
@@ -66,15 +98,11 @@ class RunFolder:
         return self.config_path.is_file()
 
     def config_kind(self) -> str | None:
-        """None (no config.json), ``"run"`` (an rnnkit run's config, of any engine) or
-        ``"foreign"`` (a config.json rnnkit did not write: a folder of something else)."""
+        """None (no config.json), ``"run"`` (an rnnkit run's config, of any engine, seq2seq
+        included) or ``"foreign"`` (a config.json rnnkit did not write: a folder of something else)."""
         if not self.config_path.is_file():
             return None
-        try:
-            config = json.loads(self.config_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return "foreign"
-        return "run" if isinstance(config, dict) and config.get("format") == FORMAT else "foreign"
+        return "run" if describe_run(self.path) is not None else "foreign"
 
     def refuse_foreign(self) -> None:
         """Raise `RunFolderError` when the folder's config.json is not an rnnkit run's: its files
@@ -116,8 +144,7 @@ class RunFolder:
                                  f"--overwrite to replace it, or another --out folder")
         run.path.mkdir(parents=True, exist_ok=True)
         if overwrite:
-            for stale in (run.metrics_path, run.model_path, run.rng_path, run.plot_path):
-                stale.unlink(missing_ok=True)
+            remove_run_files(run.path)
         return run
 
     # ------------------------------------------------------------- config

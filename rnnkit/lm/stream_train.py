@@ -37,7 +37,7 @@ from .. import distributed
 from ..allocator import keep_freed_memory
 from ..utils import atomic_write_text, check_folder_path
 from . import checkpoint as ckpt
-from .run import RunFolder
+from .run import RunFolder, describe_run, remove_run_files
 from .charlm import CharLM, CharLMConfig
 from .streams import StreamBatcher, Vocab, split_train_val
 
@@ -309,19 +309,6 @@ def run_folder_checkpoints(out: Path) -> list[Path]:
     return [p for p in (out / "last.safetensors", out / "best.safetensors") if p.exists()]
 
 
-def _remove_run(out: Path) -> None:
-    """Remove the files of the rnnkit run in ``out`` (this engine's and the word level's), nothing
-    else; nothing at all when ``out`` holds no rnnkit run config (`RunFolder.config_kind`)."""
-    word = RunFolder(out)
-    if word.config_kind() != "run":
-        return
-    names = {"config.json", "last.safetensors", "best.safetensors", "metrics.jsonl", "metrics.png"}
-    paths = [out / name for name in names] + [word.config_path, word.metrics_path, word.model_path,
-                                                word.rng_path, word.plot_path, word.tokenizer_path]
-    for path in paths:
-        path.unlink(missing_ok=True)
-
-
 def _other_engine(out: Path) -> bool:
     """Whether ``out`` holds a run of another engine (a word-level n-gram run, say)."""
     try:
@@ -482,7 +469,7 @@ def _train(out: Path, resume, progress: str, on_log, options: dict, overwrite: b
         else:  # everything is checked by now: only here does an overwritten run go
             out.mkdir(parents=True, exist_ok=True)
             if overwrite:
-                _remove_run(out)
+                remove_run_files(out)
             (out / "metrics.jsonl").unlink(missing_ok=True)
         RunFolder(out).write_config({
             "engine": ENGINE, "level": config.level, "corpus": config.corpus, "model": model_config.to_dict(),
@@ -702,6 +689,10 @@ def _open_run(out: Path, resume, overwrite: bool = False) -> tuple[dict | None, 
                                       f"replace it, or choose another --out")
             return b""
         if not path.exists():
+            other = describe_run(out) if _other_engine(out) else None
+            if other:
+                raise FileNotFoundError(f"{out} holds {other}, which this engine does not resume: continue it with "
+                                        f"the command that started it")
             raise FileNotFoundError(f"{path}: nothing to resume (no {which} checkpoint in {out})")
         try:
             if not distributed.is_active():

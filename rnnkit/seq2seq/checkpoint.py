@@ -75,6 +75,8 @@ def read_heldout(run_dir: str | Path) -> list[Pair]:
 
 def read_config(run_dir: str | Path) -> dict:
     run = Path(run_dir)
+    if run.exists() and not run.is_dir():
+        raise ValueError(f"{run} is a file; expected a run directory written by rnnkit seq2seq train --out")
     if not run.is_dir():
         raise FileNotFoundError(f"run directory {run} does not exist (make one with: rnnkit seq2seq train --out {run})")
     path = run / CONFIG

@@ -216,14 +216,20 @@ def build_model(data: TaskData, seed: int = 0, **model_kwargs) -> Seq2Seq:
 
 
 def train_run(run_dir: str | Path, data: TaskData, model_kwargs: dict, cfg: TrainConfig, progress: bool = True,
-              out=None, extra: dict | None = None, resume: bool = False) -> tuple[Seq2Seq, dict]:
+              out=None, extra: dict | None = None, resume: bool = False,
+              replace: bool = False) -> tuple[Seq2Seq, dict]:
     """Build a model for ``data``, write the held-out pairs, train, and leave a checkpoint in ``run_dir``.
 
     ``resume=True`` continues the run saved in ``run_dir`` instead; its model, task and
     training settings must be the ones given here (the budget may differ), else ValueError
-    naming what differs."""
+    naming what differs. ``replace=True`` removes a run already in ``run_dir`` (of any
+    rnnkit engine) once the model is built, before anything is written."""
+    from ..lm.run import remove_run_files
+
     model = build_model(data, seed=cfg.seed, **model_kwargs)
     spec = {**data.spec, **(extra or {})}
+    if replace and not resume:
+        remove_run_files(run_dir)
     if not resume:
         checkpoint.write_heldout(run_dir, data.test)
         return model, train(model, data, cfg, run_dir, spec, progress, out)
