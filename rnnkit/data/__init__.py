@@ -4,7 +4,7 @@
 string; `list_corpora()` names the known corpora and `corpus_info(name)` gives
 their metadata (splits, URLs, sizes, SHA-256). Pure Python, no torch.
 """
-from .corpora import cache_dir, decode_text, load_corpus
+from .corpora import cache_dir, corpus_key, decode_text, load_corpus
 from .errors import CorpusError
 from .registry import CORPORA, CorpusFile, CorpusInfo, corpus_info, list_corpora
 from .stdlib import STDLIB_MODULES, stdlib_files
@@ -20,5 +20,6 @@ __all__ = [
     "decode_text",
     "list_corpora",
     "load_corpus",
+    "corpus_key",
     "stdlib_files",
 ]

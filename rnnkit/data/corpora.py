@@ -22,7 +22,7 @@ from .fetch import download, sha256_digest
 from .registry import STDLIB_CORPUS, CorpusFile, corpus_info, list_corpora
 from .stdlib import stdlib_files
 
-__all__ = ["load_corpus", "cache_dir", "decode_text"]
+__all__ = ["load_corpus", "corpus_key", "cache_dir", "decode_text"]
 
 _BOM = codecs.BOM_UTF8
 
@@ -60,6 +60,16 @@ def decode_text(data: bytes, source: str | os.PathLike, errors: str = "strict") 
             f"at byte offset {skip + e.start}; pass errors='replace' (command line: --decode-errors replace) "
             f"to substitute them"
         ) from None
+
+
+def corpus_key(name_or_path: str | os.PathLike) -> str:
+    """How a run records its corpus: a name as is (names win over same-named paths, as in
+    `load_corpus`), an existing file or folder as its absolute path, so the run can be
+    resumed or evaluated from any working directory."""
+    key = os.fspath(name_or_path)
+    if key == STDLIB_CORPUS or key in list_corpora() or not Path(key).exists():
+        return key
+    return str(Path(key).resolve())
 
 
 def load_corpus(name_or_path: str | os.PathLike, split: str | None = None, errors: str = "strict") -> str:

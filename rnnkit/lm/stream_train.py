@@ -271,9 +271,15 @@ def resolve_config(options: dict, saved: dict | None = None) -> tuple[CharLMConf
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; known presets: {', '.join(PRESETS)}")
         options = {**PRESETS[preset], **options}
+    from ..data import corpus_key
+
+    if "corpus" in options:  # a file or folder by its absolute path: the run resumes from anywhere
+        options["corpus"] = corpus_key(options["corpus"])
     notes = []
     if saved is not None:
         model, train = dict(saved["model"]), dict(saved["train"])
+        if "corpus" in options and corpus_key(train.get("corpus", "")) == options["corpus"]:
+            options["corpus"] = train["corpus"]  # a run from before paths were absolute, named as it was
         differ = [k for k in MODEL_KEYS + DATA_KEYS if k in options and options[k] != {**model, **train}.get(k)]
         if differ:
             what = ", ".join(f"{k}: run has {({**model, **train}).get(k)!r}, got {options[k]!r}" for k in differ)

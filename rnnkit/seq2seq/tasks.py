@@ -145,5 +145,5 @@ def pairs_task(path: str | Path, seed: int = 0, tx: int | None = None, ty: int |
     test, val, train = pairs[:n_test], pairs[n_test : n_test + n_val], pairs[n_test + n_val :]
     inp = Vocab.build([s for s, _ in pairs], lowercase=lowercase)
     out = Vocab.build([t for _, t in pairs], unk=False)
-    spec = {"task": "pairs", "path": str(path), "seed": seed, "pairs": len(pairs)}
+    spec = {"task": "pairs", "path": str(Path(path).resolve()), "seed": seed, "pairs": len(pairs)}
     return TaskData(train, val, test, inp, out, tx, ty, spec)

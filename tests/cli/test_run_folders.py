@@ -58,3 +58,22 @@ def test_files_and_foreign_folders_are_refused_by_seq2seq(texts, tmp_path, capsy
     assert afile.read_text() == "mine" and (theirs / "config.json").read_text() == "{}"
     assert main(["seq2seq", "translate", str(afile), "abc"]) == 2
     assert "is a file; expected a run directory" in capsys.readouterr().err
+
+
+def test_runs_started_with_relative_paths_resume_from_anywhere(texts, tmp_path, monkeypatch, capsys):
+    corpus, pairs = texts
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--level", "char", "--corpus", corpus.name, "--out", "lm", *CHAR]) == 0
+    assert main(["seq2seq", "train", "--pairs", pairs.name, "--out", "s2s", "--epochs", "1", "--no-progress",
+                 "--n-a", "8", "--n-s", "8"]) == 0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["train", "--level", "char", "--out", str(tmp_path / "lm"), "--resume", "--steps", "5",
+                 "--quiet"]) == 0
+    assert main(["evaluate", str(tmp_path / "lm")]) == 0
+    assert main(["seq2seq", "train", "--out", str(tmp_path / "s2s"), "--resume", "--epochs", "2",
+                 "--no-progress"]) == 0
+    monkeypatch.chdir(tmp_path)  # the relative name given again is the same corpus
+    assert main(["train", "--level", "char", "--corpus", corpus.name, "--out", "lm", "--resume", "--steps", "6",
+                 "--quiet"]) == 0
