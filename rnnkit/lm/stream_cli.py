@@ -32,6 +32,7 @@ _OPTION_NAMES = {
     "warmup": "warmup_steps", "schedule": "schedule", "weight_decay": "weight_decay", "clip": "clip",
     "steps": "steps", "epochs": "epochs", "minutes": "minutes", "eval_every": "eval_every",
     "log_every": "log_every", "val_fraction": "val_fraction", "seed": "seed", "device": "device",
+    "decode_errors": "decode_errors",
 }
 
 
@@ -61,6 +62,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) ->
         parser.add_argument("--seq-len", type=positive_int, help=f"BPTT steps per batch (char {c['seq_len']}, word {w['seq_len']})")
         parser.add_argument("--lr", type=positive_float, help=f"peak learning rate (char {c['lr']}, word {w['lr']})")
         parser.add_argument("--seed", type=int, help="seed for weights and dropout (default 0)")
+        parser.add_argument("--decode-errors", choices=("strict", "replace"),
+                            help="undecodable bytes in the corpus: fail (default) or replace with U+FFFD")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="named settings; options you give override them")
     parser.add_argument("--resume", nargs="?", const="last", choices=("last", "best"),
                         help="continue the run in --out from its last (default) or best checkpoint")
@@ -271,6 +274,8 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, run_argument: bool =
                         help="corpus split; for a corpus without splits, 'valid' is its last --val-fraction "
                              "and 'train' the rest (default: valid of the run's corpus, else the whole text)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON")
+    parser.add_argument("--decode-errors", choices=("strict", "replace"),
+                        help="undecodable bytes: fail or replace with U+FFFD (default: the run's setting)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default best)")
     parser.add_argument("--batch-size", type=positive_int,
                         help="parallel streams, each starting from the zero state (default: the run's batch size "
@@ -278,7 +283,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser, run_argument: bool =
     parser.add_argument("--threads", type=positive_int, help="CPU threads for torch (default: torch's choice)")
 
 
-def evaluation_ids(lm, corpus: str, split: str | None, val_fraction: float | None):
+def evaluation_ids(lm, corpus: str, split: str | None, val_fraction: float | None, errors: str = "strict"):
     """Token ids to score and the count of unknown tokens: a named split of ``corpus``, the
     whole text, or, for a corpus without splits, the same train/validation cut as training."""
     from ..data import load_corpus
@@ -287,14 +292,14 @@ def evaluation_ids(lm, corpus: str, split: str | None, val_fraction: float | Non
 
     splits = corpus_splits(corpus)
     if split is None or split in splits:
-        ids, missing = lm.vocab.encode(load_corpus(corpus, split=split))
+        ids, missing = lm.vocab.encode(load_corpus(corpus, split=split, errors=errors))
         return ids, sum(missing.values())
     if splits:
         raise ValueError(f"corpus {corpus!r} has splits {', '.join(splits)}; got --split {split}")
     fraction = val_fraction or 0.1
     if split == "test":
         raise ValueError(f"corpus {corpus!r} has no test split; 'valid' is its last {fraction:g}, 'train' the rest")
-    ids, missing = lm.vocab.encode(load_corpus(corpus))
+    ids, missing = lm.vocab.encode(load_corpus(corpus, errors=errors))
     train_ids, val_ids = split_train_val(ids, fraction)
     return (val_ids if split == "valid" else train_ids), sum(missing.values())
 
@@ -312,7 +317,8 @@ def evaluate_from_args(args) -> int:
     train_cfg = lm.meta["train"]
     corpus = args.corpus or train_cfg["corpus"]
     split = args.split if (args.split or args.corpus) else "valid"
-    ids, unknown = evaluation_ids(lm, corpus, split, train_cfg.get("val_fraction"))
+    errors = args.decode_errors or train_cfg.get("decode_errors", "strict")
+    ids, unknown = evaluation_ids(lm, corpus, split, train_cfg.get("val_fraction"), errors)
     if unknown:
         what = "characters were left out" if lm.level == "char" else "words scored as <unk>"
         print(f"rnnkit: warning: {unknown:,} {what} (not in the model's vocabulary)", file=sys.stderr)

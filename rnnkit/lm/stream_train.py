@@ -65,10 +65,13 @@ class TrainConfig:
         eval_every: validate (and save ``last``/``best``) every this many steps.
         log_every: write a ``metrics.jsonl`` line every this many steps.
         seed: seeds the initial weights and dropout. device: ``"cpu"``, ``"cuda"`` or ``"auto"``.
+        decode_errors: bytes that are not UTF-8: ``"strict"`` (an error naming the offset) or
+            ``"replace"`` (U+FFFD).
     """
 
     corpus: str = "tiny-shakespeare"
     level: str = "char"
+    decode_errors: str = "strict"
     val_fraction: float | None = None
     batch_size: int = 32
     seq_len: int = 128
@@ -115,7 +118,7 @@ class TrainConfig:
 MODEL_KEYS = tuple(f.name for f in fields(CharLMConfig) if f.name != "vocab_size")
 TRAIN_KEYS = tuple(f.name for f in fields(TrainConfig))
 #: Training keys a resumed run must keep: they fix the token streams and the state's shape.
-DATA_KEYS = ("corpus", "level", "val_fraction", "batch_size")
+DATA_KEYS = ("corpus", "level", "val_fraction", "batch_size", "decode_errors")
 
 #: Defaults that differ by level (everything else: the dataclasses' defaults).
 LEVEL_DEFAULTS = {
@@ -154,16 +157,17 @@ def load_stream_data(config: TrainConfig, vocab: Vocab | None = None) -> tuple[V
     from ..data import load_corpus
 
     notes = []
+    errors = getattr(config, "decode_errors", "strict")
     if config.val_fraction is None and "valid" in corpus_splits(config.corpus):
-        train_text = load_corpus(config.corpus, split="train")
-        val_text = load_corpus(config.corpus, split="valid")
+        train_text = load_corpus(config.corpus, split="train", errors=errors)
+        val_text = load_corpus(config.corpus, split="valid", errors=errors)
         if vocab is None:
             vocab = Vocab.build(train_text + val_text if config.level == "char" else train_text, config.level)
         train_ids, missing = vocab.encode(train_text)
         val_ids, missing_val = vocab.encode(val_text)
         missing += missing_val
     else:
-        text = load_corpus(config.corpus)
+        text = load_corpus(config.corpus, errors=errors)
         if vocab is None:
             vocab = Vocab.build(text, config.level)
         ids, missing = vocab.encode(text)

@@ -251,3 +251,17 @@ def test_a_folder_of_someone_elses_files_is_never_overwritten(made_up_corpus, tm
                          "--quiet", *budget, *extra]) == 2
             assert "holds a config.json that rnnkit did not write" in capsys.readouterr().err
     assert {p.name: p.read_text() for p in theirs.iterdir()} == files
+
+
+def test_undecodable_bytes_fail_with_a_hint_that_works(made_up_corpus, tmp_path, capsys):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(made_up_corpus.read_bytes() + b"\xff tail\n")
+    run = tmp_path / "run"
+    argv = ["train", "--level", "char", "--corpus", str(bad), "--out", str(run), "--steps", "3", "--quiet", *TINY[:-2]]
+    assert main(argv) == 2
+    assert "(command line: --decode-errors replace)" in capsys.readouterr().err
+    assert not run.exists()
+    assert main([*argv, "--decode-errors", "replace"]) == 0
+    assert json.loads((run / "config.json").read_text())["train"]["decode_errors"] == "replace"
+    assert main(["evaluate", str(run)]) == 0  # the run's own setting
+    assert main(["evaluate", str(run), "--decode-errors", "strict"]) == 2
