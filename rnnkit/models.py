@@ -83,11 +83,20 @@ class Model(Layer):
     def predict_on_batch(self, x) -> np.ndarray:
         return self.predict(x, batch_size=len(x))
 
-    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
-        """One optimizer step on ``(x, y)``; returns the loss (weighted as in `fit`)."""
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on ``(x, y)``. Returns the loss (weighted as in `fit`) when the
+        model has no metrics, else ``[loss, *metrics]`` over this batch (a dict with
+        ``return_dict``), as Keras does."""
         from .training.loop import train_on_batch
 
-        return train_on_batch(self, x, y, sample_weight=sample_weight, class_weight=class_weight)
+        return train_on_batch(self, x, y, sample_weight=sample_weight, class_weight=class_weight,
+                              return_dict=return_dict)
+
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        """Loss (and metrics) on one batch in inference mode, as `train_on_batch` returns them."""
+        from .training.loop import test_on_batch
+
+        return test_on_batch(self, x, y, sample_weight=sample_weight, return_dict=return_dict)
 
     @property
     def optimizer(self):

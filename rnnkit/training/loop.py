@@ -352,7 +352,7 @@ def evaluate(model, x, y, batch_size=None, verbose=0, sample_weight=None, steps=
         x, y, weights = x[:cut], y[:cut], None if weights is None else weights[:cut]
     _ensure_built(model, x)
     state = model.compiled
-    metrics = [type(m)(name=m.name) if not hasattr(m, "threshold") else type(m)(name=m.name, threshold=m.threshold) for m in state.metrics]
+    metrics = [_fresh(m) for m in state.metrics]
     was_training = model.training
     model.eval()
     total, seen = torch.zeros((), device=device), 0
@@ -393,7 +393,27 @@ def predict(model, x, batch_size=None, verbose=0, steps=None, **kwargs):
     return torch.cat(outs).cpu().numpy()
 
 
-def train_on_batch(model, x, y, sample_weight=None, class_weight=None):
+def _fresh(metric):
+    """A new, empty metric of ``metric``'s kind and settings."""
+    if hasattr(metric, "threshold"):
+        return type(metric)(name=metric.name, threshold=metric.threshold)
+    return type(metric)(name=metric.name)
+
+
+def _batch_results(model, loss: float, pred, y, out_mask, return_dict: bool):
+    """``train_on_batch``/``test_on_batch``'s answer, as Keras gives it: the loss alone when the
+    model has no metrics, else ``[loss, *metrics]`` (or a dict), the metrics over this batch."""
+    results = {"loss": loss}
+    for m in model.compiled.metrics:
+        fresh = _fresh(m)
+        fresh.update(y, pred.detach(), out_mask)
+        results[m.name] = fresh.result()
+    if return_dict:
+        return results
+    return loss if len(results) == 1 else list(results.values())
+
+
+def train_on_batch(model, x, y, sample_weight=None, class_weight=None, return_dict=False):
     _require_compiled(model)
     device = model.device
     x, y = _to_tensor(x, device, "x"), _to_tensor(y, device, "y")
@@ -403,9 +423,25 @@ def train_on_batch(model, x, y, sample_weight=None, class_weight=None):
     opt = model.compiled.optimizer
     model.train()
     opt.torch_optimizer.zero_grad(set_to_none=True)
-    loss, _, _ = _forward_loss(model, x, y, training=True, wb=weights)
+    loss, pred, out_mask = _forward_loss(model, x, y, training=True, wb=weights)
     if not math.isfinite(float(loss.detach())):
         raise TrainingError(f"loss became {float(loss)} in train_on_batch; the update was not applied")
     loss.backward()
     opt.step([p for p in model.parameters() if p.requires_grad])
-    return float(loss.detach())
+    model.eval()
+    return _batch_results(model, float(loss.detach()), pred, y, out_mask, return_dict)
+
+
+@torch.no_grad()
+def test_on_batch(model, x, y, sample_weight=None, return_dict=False):
+    _require_compiled(model)
+    device = model.device
+    x, y = _to_tensor(x, device, "x"), _to_tensor(y, device, "y")
+    _check_lengths(x, y)
+    weights = sample_weights(y, sample_weight)
+    _ensure_built(model, x)
+    was_training = model.training
+    model.eval()
+    loss, pred, out_mask = _forward_loss(model, x, y, training=False, wb=weights)
+    model.train(was_training)
+    return _batch_results(model, float(loss), pred, y, out_mask, return_dict)

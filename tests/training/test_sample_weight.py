@@ -39,7 +39,10 @@ def test_weighted_evaluate_and_train_on_batch_match_keras():
     assert got["loss"] == pytest.approx(float(K["clf/eval_loss"]), rel=1e-5)
     assert got["accuracy"] == pytest.approx(float(K["clf/eval_accuracy"]))  # metrics are not weighted
     assert m.evaluate(x, y, batch_size=10)[0] == pytest.approx(float(K["clf/eval_plain_loss"]), rel=1e-5)
-    assert m.train_on_batch(x, y, sample_weight=sw) == pytest.approx(float(K["clf/tob_loss"]), rel=1e-5)
+    before = m.test_on_batch(x, y, sample_weight=sw, return_dict=True)
+    assert before == pytest.approx({"loss": got["loss"], "accuracy": got["accuracy"]}, rel=1e-6)
+    loss, accuracy = m.train_on_batch(x, y, sample_weight=sw)  # [loss, *metrics], as Keras returns them
+    assert loss == pytest.approx(float(K["clf/tob_loss"]), rel=1e-5) and accuracy == before["accuracy"]
     close(m.get_weights(), arrays("clf", "tob_w"))
 
 
@@ -126,3 +129,12 @@ def test_predict_and_evaluate_stop_after_steps_batches_as_keras_does():
     assert m.evaluate(x, y, batch_size=3, steps=2)[0] == pytest.approx(m.evaluate(x[:6], y[:6], batch_size=3)[0])
     with pytest.raises(ValueError, match="steps must be a positive number of batches or None, got 0"):
         m.predict(x, steps=0)
+
+
+def test_batch_methods_return_the_loss_alone_without_metrics():
+    m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    m.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy")
+    x, y = K["clf/x"], K["clf/y"]
+    assert isinstance(m.test_on_batch(x, y), float) and isinstance(m.train_on_batch(x, y), float)
+    assert set(m.train_on_batch(x, y, return_dict=True)) == {"loss"}
+    assert not m.training  # back in inference mode, as after fit
