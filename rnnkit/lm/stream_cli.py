@@ -147,7 +147,7 @@ def add_generate_arguments(parser: argparse.ArgumentParser, run_argument: bool =
     how_many.add_argument("--length", type=int, default=500, help="tokens to generate (default 500)")
     how_many.add_argument("--words", type=non_negative_int, metavar="N",
                           help="word-level runs: words to generate (the same as --length there)")
-    parser.add_argument("--temperature", type=float, default=1.0, help="softmax temperature; 0 = greedy (default 1.0)")
+    parser.add_argument("--temperature", type=float, help="softmax temperature; 0 = greedy (default 1.0)")
     parser.add_argument("--top-k", type=positive_int, help="sample among the k most likely tokens")
     parser.add_argument("--top-p", type=float, help="sample among the most likely tokens holding this probability")
     parser.add_argument("--beam-width", type=positive_int, help="beam search instead of sampling (short completions)")
@@ -181,6 +181,12 @@ def generate_from_args(args) -> int:
     set_blas_threads(threads)
     if args.length < 0:
         raise ValueError(f"--length must be >= 0, got {args.length}")
+    if args.num_samples > 1 and args.beam_width and args.beam_width > 1:
+        raise ValueError("--num-samples draws independent samples; it cannot be combined with --beam-width")
+    if args.beam_width and args.beam_width > 1 and args.temperature is not None:
+        raise ValueError("--beam-width searches deterministically; drop --temperature (or use --beam-width 1)")
+    if args.temperature is None:
+        args.temperature = 1.0
     check_sampling_args(args.temperature, args.top_k, args.top_p, args.beam_width)
     lm = StreamLM.load(args.run, args.checkpoint)
     if getattr(args, "words", None) is not None:
@@ -192,17 +198,17 @@ def generate_from_args(args) -> int:
     if notes:
         kind = "characters" if lm.level == "char" else "words"
         print(f"rnnkit: warning: prime {kind} not in the model's vocabulary: {', '.join(notes)}", file=sys.stderr)
-    if args.num_samples > 1 and args.beam_width and args.beam_width > 1:
-        raise ValueError("--num-samples draws independent samples; it cannot be combined with --beam-width")
     if args.num_samples > 1:
         return _print_samples(lm, args)
     from .. import native
 
     native.library("lstm_step")  # a first use compiles the C step (seconds): not part of the rate below
     sys.stdout.write(args.prime)
-    result = {"run": str(args.run), "step": lm.step, "level": lm.level, "prime": args.prime, "seed": args.seed,
-              "temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p,
-              "beam_width": args.beam_width or 1, "precision": args.precision}
+    beam = bool(args.beam_width and args.beam_width > 1)
+    result = {"run": str(args.run), "step": lm.step, "level": lm.level, "prime": args.prime,
+              "seed": None if beam else args.seed, "temperature": None if beam else args.temperature,
+              "top_k": args.top_k, "top_p": args.top_p, "beam_width": args.beam_width or 1,
+              "precision": args.precision}
     t0 = time.perf_counter()
     if args.beam_width and args.beam_width > 1:
         text, logp = lm.complete(args.prime, args.length, args.beam_width, args.precision)

@@ -265,3 +265,14 @@ def test_undecodable_bytes_fail_with_a_hint_that_works(made_up_corpus, tmp_path,
     assert json.loads((run / "config.json").read_text())["train"]["decode_errors"] == "replace"
     assert main(["evaluate", str(run)]) == 0  # the run's own setting
     assert main(["evaluate", str(run), "--decode-errors", "strict"]) == 2
+
+
+def test_beam_search_refuses_a_temperature_as_the_word_level_does(made_up_corpus, tmp_path, capsys):
+    run, out = tmp_path / "run", tmp_path / "b.json"
+    assert main(["train", "--level", "char", "--corpus", str(made_up_corpus), "--out", str(run), "--steps", "3",
+                 "--quiet", *TINY[:-2]]) == 0
+    assert main(["generate", str(run), "--length", "5", "--beam-width", "3", "--temperature", "3"]) == 2
+    assert "--beam-width searches deterministically; drop --temperature" in capsys.readouterr().err
+    assert main(["generate", str(run), "--length", "5", "--beam-width", "3", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["beam_width"] == 3 and result["temperature"] is None and len(result["text"]) == 5
