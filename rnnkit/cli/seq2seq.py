@@ -224,7 +224,10 @@ def run_evaluate(args) -> int:
 
     check_writable("--json", args.json)
     translator = Translator.load(args.run)
-    pairs = read_pairs(args.pairs) if args.pairs else checkpoint.read_heldout(args.run)
+    config = translator.model.config
+    # Pairs the model cannot read or write are reported with file and line, not scored.
+    pairs = (read_pairs(args.pairs, max_source=config.tx, max_target=config.ty) if args.pairs
+             else checkpoint.read_heldout(args.run))
     predictions = translator.translate_texts([s for s, _ in pairs], beam_width=args.beam)
     scores = score(predictions, [t for _, t in pairs])
     print(f"exact match {scores['exact_match']:.2%} ({round(scores['exact_match'] * scores['n'])}/{scores['n']}), "

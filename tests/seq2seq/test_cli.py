@@ -200,3 +200,16 @@ def test_outputs_that_cannot_be_written_fail_before_the_work(run_dir, tmp_path, 
     assert main(["seq2seq", "translate", str(run_dir), "3 May 1979", "--plot", str(blocker / "a.png")]) == 2
     err = capsys.readouterr()
     assert err.out == "" and err.err.count("is a file, not a folder") == 2
+
+
+def test_evaluate_reports_pairs_the_model_cannot_take(reverse_pairs, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["seq2seq", "train", "--pairs", str(reverse_pairs), "--out", str(run), "--epochs", "1",
+                 "--no-progress"]) == 0
+    ty = json.loads((run / "config.json").read_text())["model"]["ty"]
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("abc\tcba\nabc\t" + "x" * (ty + 1) + "\n")
+    capsys.readouterr()
+    assert main(["seq2seq", "evaluate", str(run), "--pairs", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad} line 2: the target has {ty + 1} characters, more than the limit {ty}" in err
