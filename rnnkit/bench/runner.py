@@ -120,7 +120,7 @@ def run(
     config = {
         "device": str(dev), "threads": used_threads, "batch_size": batch_size, "hidden": hidden,
         "embedding": embedding, "vocab": vocab, "classes": classes, "steps": steps, "warmup": warmup,
-        "rounds": rounds, "seq_lens": lens, "cells": names, "tolerance": TOLERANCE,
+        "rounds": min(rounds, steps), "seq_lens": lens, "cells": names, "tolerance": TOLERANCE,  # as split_steps
         "torch": torch.__version__, "python": platform.python_version(), "machine": _machine(dev),
     }
     return {"config": config, "results": results, "verdicts": rows, "unjudged": unjudged}

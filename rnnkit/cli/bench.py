@@ -49,6 +49,8 @@ def run(args) -> int:
 
     check_writable("--json", args.json)
     check_writable("--plot", args.plot)
+    if args.plot and Path(args.plot).suffix.lower() != ".png":
+        raise ValueError(f"--plot writes a PNG file; got {args.plot!r} (use a .png name)")
     options = dict(bench.QUICK) if args.quick else {}
     given = {"seq_lens": args.seq_len, "batch_size": args.batch_size, "hidden": args.hidden,
              "embedding": args.embedding, "steps": args.steps, "warmup": args.warmup, "rounds": args.rounds}

@@ -74,7 +74,8 @@ class CharLMConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.tie_weights and self.embedding != self.hidden:
             raise ValueError(
-                f"tie_weights needs embedding == hidden, got embedding={self.embedding} and hidden={self.hidden}"
+                f"tie_weights needs embedding == hidden, got embedding={self.embedding} and hidden={self.hidden}; "
+                f"give both the same width (--embedding {self.hidden}) or turn tying off (--no-tie-weights)"
             )
 
     def to_dict(self) -> dict:

@@ -111,6 +111,7 @@ def test_sweep_plot_draws_lines(tmp_path):
     (["--batch-size", "-4"], "batch_size must be a positive integer, got -4"),
     (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--steps", "0"], ""),
     (["--json", "/proc/bench.json"], "--json /proc/bench.json: cannot write there"),
+    (["--plot", "plot.txt"], "--plot writes a PNG file; got 'plot.txt' (use a .png name)"),
 ])
 def test_bad_options_fail_with_one_line(capsys, argv, message):
     assert main(["bench", "--quick", *argv]) == 2
