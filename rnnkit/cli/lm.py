@@ -23,3 +23,13 @@ def register(sub) -> None:
     e = lm_sub.add_parser("evaluate", help="loss, bits per character and perplexity of a run on any text")
     stream_cli.add_evaluate_arguments(e)
     e.set_defaults(func=stream_cli.evaluate_from_args)
+
+
+def register_evaluate(sub) -> None:
+    """``rnnkit evaluate RUN``: the same command as ``rnnkit lm evaluate``, at the top level."""
+    from ..lm import stream_cli
+
+    e = sub.add_parser("evaluate", help="loss, bits per character and perplexity of a language-model run on any "
+                                        "text (rnnkit lm evaluate)")
+    stream_cli.add_evaluate_arguments(e)
+    e.set_defaults(func=stream_cli.evaluate_from_args)

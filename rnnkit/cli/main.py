@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
+        if module is generate:
+            lm.register_evaluate(sub)  # listed beside generate in rnnkit --help
     return parser
 
 
@@ -48,7 +50,7 @@ def route(argv: list[str]) -> list[str]:
     top-level commands hand over to it.
 
     - ``train --level char`` and ``train --stream`` (word level) -> ``lm train``
-    - ``generate RUN`` / ``evaluate RUN`` on a streaming run folder -> ``lm generate|evaluate``
+    - ``generate RUN`` on a streaming run folder -> ``lm generate`` (``evaluate`` is its own command)
     """
     if not argv:
         return argv
@@ -61,8 +63,6 @@ def route(argv: list[str]) -> list[str]:
             if level is None:
                 rest = ["--level", "word"] + rest
             return ["lm", "train"] + rest
-    if cmd == "evaluate":
-        return ["lm", "evaluate"] + rest
     if cmd == "generate":
         run = _first_positional(rest)
         if run is not None and _is_stream_run(run):
@@ -102,9 +102,35 @@ def _generate_options_with_values() -> set[str]:
     return found
 
 
+def _unrecognized(argv: list[str], extra: list[str]) -> str:
+    """The one-line error for options the command does not take, naming where its options are
+    listed (``rnnkit train --level char --help``), or what the run folder is when ``generate``
+    was pointed at one it cannot read."""
+    cmd = argv[0] if argv else ""
+    if cmd == "generate":
+        from ..lm.run import describe_run
+
+        run = _first_positional(argv[1:])
+        kind = describe_run(run) if run else None
+        if kind == "a seq2seq run":
+            return f"{run} is a seq2seq run: translate with it (rnnkit seq2seq translate {run} TEXT)"
+    words = ["rnnkit", cmd]
+    if cmd in ("lm", "seq2seq") and len(argv) > 1 and not argv[1].startswith("-"):
+        words.append(argv[1])
+    if cmd == "train":
+        level = next((argv[i + 1] for i, a in enumerate(argv[:-1]) if a == "--level"), None)
+        level = level or next((a.split("=", 1)[1] for a in argv if a.startswith("--level=")), None)
+        words += ["--level", level] if level else []
+    return f"unrecognized arguments: {' '.join(extra)} (options: {' '.join(words)} --help)"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(route(list(sys.argv[1:] if argv is None else argv)))
+    given = list(sys.argv[1:] if argv is None else argv)
+    args, extra = parser.parse_known_args(route(given))
+    if extra:
+        print(f"rnnkit: error: {_unrecognized(given, extra)}", file=sys.stderr)
+        return 2
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

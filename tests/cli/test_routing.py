@@ -19,4 +19,5 @@ def test_generate_dispatches_on_the_run_folder(tmp_path):
     (word / "config.json").write_text(json.dumps({"level": "word"}))
     assert route(["generate", str(stream), "--length", "5"])[:2] == ["lm", "generate"]
     assert route(["generate", str(word), "--words", "5"])[0] == "generate"
-    assert route(["evaluate", str(stream)])[:2] == ["lm", "evaluate"]
+    assert route(["generate", "--json", "g.json", str(stream)])[:2] == ["lm", "generate"]  # RUN after a value
+    assert route(["evaluate", str(stream)]) == ["evaluate", str(stream)]  # a command of its own now
