@@ -39,16 +39,62 @@ def is_active() -> bool:
 
 
 def setup(device: torch.device | None = None, timeout_s: float | None = None) -> bool:
-    """Join the process group described by the environment, once. Returns whether distributed."""
+    """Join the process group described by the environment, once. Returns whether distributed.
+
+    A process may join, `shutdown` and join again (``train`` called twice): each join meets
+    the others under keys of its own in the launch's store (see `_join_store`)."""
     if not requested() or not dist.is_available():
         return False
     if not dist.is_initialized():
         use_nccl = torch.cuda.is_available() and (device is None or device.type == "cuda")
         timeout = datetime.timedelta(seconds=float(timeout_s or os.environ.get("RNNKIT_DIST_TIMEOUT", 120)))
-        dist.init_process_group(backend="nccl" if use_nccl else "gloo", timeout=timeout)
+        _import_before_joining()
+        store, rank_, world = _join_store(timeout)
+        dist.init_process_group(backend="nccl" if use_nccl else "gloo", store=store, rank=rank_, world_size=world,
+                                timeout=timeout)
         if use_nccl:
             torch.cuda.set_device(local_rank())
     return is_active()
+
+
+#: ``(store, rank, world size)`` of this process's env:// rendezvous, made at its first join and
+#: kept: rank 0 serves the store for as long as the process lives. The count of joins so far.
+_rendezvous: tuple | None = None
+_joins = 0
+
+
+def _join_store(timeout: datetime.timedelta) -> tuple[dist.Store, int, int]:
+    """``(store, rank, world size)`` for one join: the launch's rendezvous store, under keys of
+    this join's own.
+
+    ``init_method="env://"`` gives every join of a process the same keys, and keys outlive the
+    group that wrote them (torchrun's agent store outlives every group; here rank 0's store
+    lives as long as the process, so that a process joining again never meets a server on its
+    way out). A process joining again could then read another process's address from the
+    previous group before that process writes its new one: gloo connects to the old address and
+    both processes wait in ``init_process_group``, past any timeout. Every process joins the same
+    number of times (they run the same program), so the join count names the same fresh keys on
+    all of them."""
+    global _rendezvous, _joins
+    if _rendezvous is None:
+        from torch.distributed.rendezvous import rendezvous
+
+        _rendezvous = next(rendezvous("env://", timeout=timeout))
+    store, rank_, world = _rendezvous
+    store.set_timeout(timeout)
+    _joins += 1
+    restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")  # a restarted torchrun worker group
+    return dist.PrefixStore(f"rnnkit/{restart}/{_joins}/", store), rank_, world
+
+
+def _import_before_joining() -> None:
+    """Import what DDP imports, before the first group exists: ``torch.distributed.nn.functional``
+    takes ``group.WORLD`` as its functions' default group when imported, which would keep the
+    group DDP first ran in (its threads, sockets and store) alive after `shutdown`."""
+    try:
+        import torch.distributed.nn.functional  # noqa: F401
+    except ImportError:
+        pass
 
 
 def rank() -> int:
