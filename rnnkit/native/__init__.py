@@ -101,9 +101,7 @@ def build(name: str, directory: Path | None = None, compiler: str | None = None)
             raise NativeUnavailable(f"{Path(exe).name} could not build {source.name}: "
                                     f"{lines[0] if lines else f'exit status {done.returncode}'}")
         _check_library(tmp, f"{Path(exe).name} reported success but wrote no usable library for {source.name}")
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o755 & ~umask)  # mkstemp made it private; others sharing the cache must read it
+        os.chmod(tmp, 0o755 & ~_umask())  # mkstemp made it private; others sharing the cache must read it
         with open(tmp, "rb") as fh:  # on disk before it takes its final name: a crash leaves no empty file
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -113,6 +111,20 @@ def build(name: str, directory: Path | None = None, compiler: str | None = None)
         if os.path.exists(tmp):
             os.unlink(tmp)
     return target
+
+
+def _umask() -> int:
+    """The process's umask, read without setting it (``os.umask`` sets it, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _check_library(path: str, message: str) -> None:
