@@ -92,7 +92,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) ->
                         help="print N generated tokens from the best checkpoint at the end (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     parser.add_argument("--json", metavar="PATH", help="also write the run's summary as JSON to PATH (run, "
-                        "step, epoch, elapsed_s, val_loss, best_val_loss, val_perplexity, val_bpc at the char "
+                        "step, epoch (passes over the text completed), elapsed_s, val_loss, best_val_loss, val_perplexity, "
+                        "val_bpc at the char "
                         "level, stopped)")
     parser.add_argument("--quiet", action="store_true", help="no progress or summary output (same as --progress none)")
 
