@@ -4,8 +4,9 @@
 
 1. Targets (issue 6): MinGRU training throughput >= 5x LSTM's at sequence
    length 512 and >= LSTM's at 32, same width, CPU, side by side. Measured at
-   hidden 64 (the bench default) and 256, with GRU, MinLSTM, Dense and MinGRU's
-   log-space scan (``scan="log"``, the GPU path) in the same rounds.
+   hidden 64 (the bench default) and 256, with GRU, MinLSTM, Dense, MinGRU's
+   log-space scan (``scan="log"``, the GPU path) and MinGRU without its C
+   kernels (the torch/numpy loops) in the same rounds.
 2. Threads: LSTM and MinGRU at 1 and 2 torch intra-op threads, side by side.
 3. The sweep for README.md ("Choosing a cell"): `rnnkit.bench.run` over every
    candidate at lengths 32, 128, 512, 2048; writes docs/cells.png (and with
@@ -38,6 +39,7 @@ from rnnkit.allocator import keep_freed_memory
 from rnnkit.bench.candidates import TaskShape
 from rnnkit.bench.measure import Trainer, summarize, time_side_by_side
 from rnnkit.bench.runner import make_batches
+from rnnkit.layers import minrnn
 from rnnkit.utils import atomic_write_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,6 +69,21 @@ class CpuTimed:
 
 def load() -> str:
     return "load average " + " / ".join(f"{v:.1f}" for v in os.getloadavg()) + " (1 / 5 / 15 min)"
+
+
+class WithoutC:
+    """A trainer whose MinGRU/MinLSTM layers run the torch/numpy loops instead of the C kernels."""
+
+    def __init__(self, inner: Trainer):
+        self.inner = inner
+
+    def run(self, steps: int) -> float:
+        saved = minrnn._native
+        minrnn._native = lambda: None
+        try:
+            return self.inner.run(steps)
+        finally:
+            minrnn._native = saved
 
 
 class Threaded:
@@ -103,7 +120,7 @@ def targets(steps: int) -> list[dict]:
             trainers = {
                 "dense": trainer("dense", shape), "lstm": CpuTimed(trainer("lstm", shape)), "gru": trainer("gru", shape),
                 "mingru": CpuTimed(trainer("mingru", shape)), "mingru (scan=log)": trainer("mingru", shape, scan="log"),
-                "minlstm": trainer("minlstm", shape),
+                "mingru (no C)": WithoutC(trainer("mingru", shape)), "minlstm": trainer("minlstm", shape),
             }
             ms = side_by_side(trainers, shape.batch_size, n)
             cpu = {k: statistics.median(trainers[k].cpu_ms) for k in ("lstm", "mingru")}
@@ -123,15 +140,16 @@ def threads_check(steps: int) -> dict[str, float]:
 
 def markdown_targets(rows: list[dict]) -> str:
     lines = ["| hidden | seq_len | LSTM ms/step | MinGRU ms/step | MinGRU / LSTM throughput | target | "
-             "same in CPU time | MinGRU scan=log ms/step | MinLSTM ms/step | GRU ms/step | Dense ms/step |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "same in CPU time | MinGRU without C kernels | MinGRU scan=log ms/step | MinLSTM ms/step | GRU ms/step | "
+             "Dense ms/step |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ms, cpu = r["ms_per_step"], r["cpu_ms_per_step"]
         speedup = ms["lstm"] / ms["mingru"]
         need = 5.0 if r["seq_len"] >= 512 else 1.0
         verdict = f"≥ {need:g}x: {'met' if speedup >= need else 'missed'}"
         lines.append(f"| {r['hidden']} | {r['seq_len']} | {ms['lstm']:.1f} | {ms['mingru']:.1f} | {speedup:.2f}x | {verdict} "
-                     f"| {cpu['lstm'] / cpu['mingru']:.2f}x | {ms['mingru (scan=log)']:.1f} | {ms['minlstm']:.1f} "
+                     f"| {cpu['lstm'] / cpu['mingru']:.2f}x | {ms['mingru (no C)']:.1f} | {ms['mingru (scan=log)']:.1f} | {ms['minlstm']:.1f} "
                      f"| {ms['gru']:.1f} | {ms['dense']:.1f} |")
     return "\n".join(lines)
 

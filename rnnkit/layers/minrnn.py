@@ -25,7 +25,12 @@ Execution (``scan=``):
     ``"log"``: every step at once with Heinsen's parallel log-space scan
     (`log_space_scan`): the path for GPUs.
     ``"loop"``: projection, gates and recurrence in one autograd function
-    (`fused_scan`) that walks time in cache-sized blocks of steps: per block one
+    (`fused_scan`). For float32 on an x86-64 CPU with a C compiler, C kernels
+    (``rnnkit/native/minrnn_scan.c``, `_NativeScan`) compute the gates and walk
+    every sequence in one pass forward and one backward, around one matrix
+    product per cache-sized block of sequences. Elsewhere (float64, other
+    devices, no compiler, ``RNNKIT_NATIVE=0``) `_FusedScan` walks time in
+    cache-sized blocks of steps: per block one
     matrix product per gate block, the gates, then the recurrence step by step
     over ``(batch, units)`` (two numpy calls per step on the CPU, about 1 µs
     each against ~5 µs for a torch call; one ``lerp`` elsewhere); the backward
@@ -45,6 +50,8 @@ float64 result for up to 4,096 steps, gradients included, with masks and
 """
 from __future__ import annotations
 
+import ctypes
+import functools
 import math
 
 import numpy as np
@@ -300,13 +307,120 @@ class _FusedScan(torch.autograd.Function):
         return grad_x, grad_w, grad_b, carry, None, None
 
 
+@functools.lru_cache(maxsize=None)
+def _kernels():
+    """The compiled kernels (``rnnkit/native/minrnn_scan.c``) with their signatures, or None."""
+    from .. import native
+
+    lib = native.library("minrnn_scan")
+    if lib is None:
+        return None
+    i32, i64, ptr = ctypes.c_int32, ctypes.c_int64, ctypes.c_void_p
+    lib.rnnkit_minrnn_forward.argtypes = [i32, i64, i64, i32, *[ptr] * 6, i32]
+    lib.rnnkit_minrnn_backward.argtypes = [i32, i64, i64, i32, *[ptr] * 8, i32]
+    lib.rnnkit_minrnn_forward.restype = lib.rnnkit_minrnn_backward.restype = None
+    return lib
+
+
+def _native():
+    """The C kernels where they can be used (`rnnkit.native`), else None (the torch/numpy path)."""
+    return _kernels()
+
+
+def _block_rows(time: int, width: int) -> int:
+    return max(1, _BLOCK_ELEMENTS // max(1, time * width))
+
+
+def _ptr(t: torch.Tensor | None, row: int = 0):
+    return None if t is None or t.numel() == 0 else t[row].data_ptr()
+
+
+class _NativeScan(torch.autograd.Function):
+    """`_FusedScan`'s computation (same inputs and outputs) with the gates and the recurrence in C.
+
+    Batch-major: each block of whole sequences (about 1 MiB of logits) gets one matrix
+    product for all its gate blocks, then one kernel call that computes the gates and
+    walks every sequence through time (``rnnkit/native/minrnn_scan.c``); the backward
+    mirrors it, the kernel writing every logit's gradient for two matrix products and a sum.
+    Float32 on the CPU; the kernels use as many threads as PyTorch's intra-op pool.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, h0, keep, sequence):
+        lib = _native()
+        batch, time, _ = x.shape
+        units, width = h0.shape[1], weight.shape[0]
+        blocks = width // units
+        x2 = x.contiguous().view(batch * time, -1)
+        P = x.new_empty(batch, time, width)
+        z = x.new_empty(batch, time, units) if blocks == 3 else x.new_empty(0)
+        h = x.new_empty(batch, time, units)
+        keep = None if keep is None else keep.reshape(batch, time).to(x.dtype).contiguous()
+        bias_c = None if bias is None else bias.detach().contiguous()
+        h0 = h0.contiguous()
+        wt, threads, n = weight.t(), torch.get_num_threads(), _block_rows(time, width)
+        for b0 in range(0, batch, n):
+            b1 = min(batch, b0 + n)
+            torch.mm(x2[b0 * time : b1 * time], wt, out=P[b0:b1].view(-1, width))
+            lib.rnnkit_minrnn_forward(blocks, b1 - b0, time, units, _ptr(P, b0), _ptr(z, b0),
+                                      None if bias_c is None else bias_c.data_ptr(), _ptr(keep, b0),
+                                      _ptr(h0, b0), _ptr(h, b0), threads)
+        ctx.save_for_backward(x2, weight, h0, P, z, h)
+        ctx.has_bias = bias is not None
+        ctx.set_materialize_grads(False)
+        return (h if sequence else h.new_empty(0)), h[:, -1].clone()
+
+    @staticmethod
+    def backward(ctx, grad_h, grad_last):
+        x2, weight, h0, P, z, h = ctx.saved_tensors
+        batch, time, width = P.shape
+        units = h0.shape[1]
+        blocks = width // units
+        grad_h = None if grad_h is None or grad_h.numel() == 0 else grad_h.contiguous()
+        grad_last = None if grad_last is None else grad_last.contiguous()
+        if grad_h is None and grad_last is None:
+            return None, None, None, None, None, None
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        grad_x = x2.new_empty(x2.shape) if need_x else None
+        grad_w = torch.zeros_like(weight) if need_w else None
+        grad_b = weight.new_zeros(width) if ctx.has_bias and need_b else None
+        grad_h0 = h0.new_empty(batch, units)
+        lib, threads, n = _native(), torch.get_num_threads(), _block_rows(time, width)
+        gP = P.new_empty(min(n, batch), time, width)
+        for b0 in range(0, batch, n):
+            b1 = min(batch, b0 + n)
+            lib.rnnkit_minrnn_backward(blocks, b1 - b0, time, units, _ptr(P, b0), _ptr(z, b0), _ptr(h, b0),
+                                       _ptr(h0, b0), _ptr(grad_h, b0), _ptr(grad_last, b0), gP.data_ptr(),
+                                       _ptr(grad_h0, b0), threads)
+            flat, rows = gP[: b1 - b0].view(-1, width), slice(b0 * time, b1 * time)
+            if need_x:
+                torch.mm(flat, weight, out=grad_x[rows])
+            if need_w:
+                grad_w.addmm_(flat.t(), x2[rows])
+            if grad_b is not None:
+                grad_b.add_(flat.sum(0))
+        if need_x:
+            grad_x = grad_x.view(batch, time, -1)
+        return grad_x, grad_w, grad_b, grad_h0, None, None
+
+
+def _native_fits(x, weight, bias, h0) -> bool:
+    tensors = [x, weight, h0] + ([] if bias is None else [bias])
+    return (all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
+            and _native() is not None)
+
+
 def fused_scan(x, weight, bias, h0, keep=None, sequence=True):
     """MinGRU (``weight`` of 2 blocks) or MinLSTM (3 blocks) over ``x (batch, time, in)`` from ``h0 (batch, units)``.
 
     ``keep (batch, time, 1)``: 1 at real steps, 0 where the state is kept (masks).
     Returns ``(h (batch, time, units), h_T (batch, units))``; with ``sequence=False`` the
     first is an empty tensor and only ``h_T`` carries gradients (less memory traffic).
+    Float32 on a CPU runs the C kernels (`_NativeScan`) where they build; anything else,
+    and any CPU without them, the torch/numpy path (`_FusedScan`): same numbers.
     """
+    if _native_fits(x, weight, bias, h0):
+        return _NativeScan.apply(x, weight, bias, h0, keep, sequence)
     return _FusedScan.apply(x, weight, bias, h0.contiguous(), keep, sequence)
 
 

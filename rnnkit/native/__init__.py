@@ -6,7 +6,7 @@ environment sets ``RNNKIT_NATIVE=0``, `library` returns None, `unavailable` says
 callers keep their numpy/PyTorch paths, which compute the same numbers more slowly.
 
 The compiled library is cached under ``$RNNKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/rnnkit``,
-else ``~/.cache/rnnkit``, named by a hash of the source, the compiler and the flags: an edited
+else ``~/.cache/rnnkit``, named by a hash of the source (and the shared headers), the compiler and the flags: an edited
 source or another compiler builds anew. It is written to a temporary name and renamed into
 place, so a build killed halfway or two processes building at once leave no broken file.
 ``CC`` picks the compiler (default ``cc``).
@@ -15,6 +15,8 @@ Kernels (C sources next to this file):
 
 * ``lstm_step``: one generation step of a stacked LSTM for one stream, and a sampling loop
   over it (`rnnkit.lm.fastgen`).
+* ``minrnn_scan``: MinGRU / MinLSTM training over whole sequences, gates and recurrence
+  in one pass forward and one backward (`rnnkit.layers.minrnn`).
 """
 from __future__ import annotations
 
@@ -82,7 +84,9 @@ def build(name: str, directory: Path | None = None, compiler: str | None = None)
         version = subprocess.run([*command, "--version"], capture_output=True, text=True, timeout=30).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise NativeUnavailable(f"the C compiler {exe} does not run: {e}") from None
-    key = hashlib.sha256("\0".join([source.read_text(encoding="utf-8"), *command, version, *FLAGS]).encode())
+    headers = [h.read_text(encoding="utf-8") for h in sorted(_HERE.glob("*.h"))]  # included by the sources
+    key = hashlib.sha256("\0".join([source.read_text(encoding="utf-8"), *headers, *command, version, *FLAGS])
+                         .encode())
     directory = (Path(directory) if directory is not None else cache_dir()).resolve()
     target = directory / f"{name}-{key.hexdigest()[:16]}.so"
     if target.is_file():

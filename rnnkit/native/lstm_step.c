@@ -17,12 +17,13 @@
  *               so no thread overwrites a state another thread still reads.
  *   c      (layers * H), updated in place (each thread touches only its own units).
  */
-#include <immintrin.h>
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <omp.h>
+
+#include "simd_math.h"
 
 #define RNNKIT_MAX_LAYERS 16
 
@@ -37,43 +38,6 @@ typedef struct {
     float *logits;
     int32_t cur;
 } rnnkit_lstm;
-
-static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
-/* exp of 8 floats: Cephes' expf (x = n ln2 + r, ln2 split in two; degree-5 polynomial in r),
- * about 1 ulp; inputs clamped to [-87.3, 88.3] so 2^n stays a normal float. */
-static inline __m256 exp8(__m256 x) {
-    /* NaN passes through: max and min return their second operand when either is NaN. */
-    x = _mm256_min_ps(_mm256_set1_ps(88.3f), _mm256_max_ps(_mm256_set1_ps(-87.3f), x));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    x = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), x);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, x, _mm256_set1_ps(5.0000001201e-1f));
-    p = _mm256_fmadd_ps(p, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
-}
-
-static inline __m256 sigmoid8(__m256 x) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    return _mm256_div_ps(one, _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
-}
-
-/* tanh x = 2 sigmoid(2x) - 1: absolute error ~1e-7, which is what the step's sums carry anyway. */
-static inline __m256 tanh8(__m256 x) {
-    return _mm256_fmsub_ps(_mm256_set1_ps(2.0f), sigmoid8(_mm256_add_ps(x, x)), _mm256_set1_ps(1.0f));
-}
 
 /* acc[q] += row q . x over n columns for the four rows w, w + stride, w + 2 stride, w + 3 stride
  * (one unit's gates): two accumulators per row so the multiply-adds do not wait on each other. */

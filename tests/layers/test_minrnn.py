@@ -71,8 +71,18 @@ def test_log_space_scan_equals_the_recurrence_for_4096_steps_and_any_sign_h0():
                                reference_recurrence(log_a[:, :50], log_b[:, :50], torch.zeros(3, 5)), **TOL)
 
 
+@pytest.fixture(params=["native", "numpy"])
+def kernel(request, monkeypatch):
+    """The fused path with its C kernels (rnnkit/native/minrnn_scan.c), then with the torch/numpy loops."""
+    if request.param == "numpy":
+        monkeypatch.setattr(minrnn, "_native", lambda: None)
+    elif minrnn._native() is None:
+        pytest.skip(f"C kernels unavailable: {rnnkit.native.unavailable('minrnn_scan')}")
+    return request.param
+
+
 def blocks_of(steps, monkeypatch, batch_units):
-    """Make the fused scan walk time in blocks of ``steps`` steps."""
+    """Make the fused scan walk time in blocks of ``steps`` steps (the C path: blocks of whole sequences)."""
     monkeypatch.setattr(minrnn, "_BLOCK_ELEMENTS", steps * batch_units)
 
 
@@ -93,7 +103,7 @@ def test_fused_scan_backward_passes_gradcheck(blocks, masked, monkeypatch):
 
 
 @pytest.mark.parametrize("cls", CELLS)
-def test_parallel_equals_sequential_for_4096_steps_with_gradients(cls, monkeypatch):
+def test_parallel_equals_sequential_for_4096_steps_with_gradients(cls, monkeypatch, kernel):
     blocks_of(100, monkeypatch, 2 * 8)  # 41 blocks
     layer = cls(8, return_sequences=True, return_state=True)
     x = torch.randn(2, 4096, 4)
@@ -102,7 +112,7 @@ def test_parallel_equals_sequential_for_4096_steps_with_gradients(cls, monkeypat
 
 
 @pytest.mark.parametrize("cls", CELLS)
-def test_last_state_only_path_equals_float64_for_2000_steps(cls, monkeypatch):
+def test_last_state_only_path_equals_float64_for_2000_steps(cls, monkeypatch, kernel):
     # Without return_sequences the scan hands back only the last state; its backward decays
     # that state's gradient alone. Same function, gradients included.
     blocks_of(64, monkeypatch, 3 * 5)
@@ -115,7 +125,7 @@ def test_last_state_only_path_equals_float64_for_2000_steps(cls, monkeypatch):
     torch.testing.assert_close(layer(x)[0], seq(x)[:, -1])
 
 
-def test_candidate_derivative_is_exact_at_and_next_to_zero():
+def test_candidate_derivative_is_exact_at_and_next_to_zero(kernel):
     # g'(k) = 1 for k > 0 however small, sigmoid'(k) = 0.25 at k = 0 and just below.
     layer = MinGRU(1, return_sequences=True, scan="loop")
     layer.build_for((1, 4, 1))
@@ -129,7 +139,7 @@ def test_candidate_derivative_is_exact_at_and_next_to_zero():
     torch.testing.assert_close(grads["loop"], grads["cell"], rtol=1e-6, atol=0)
 
 
-def test_minlstm_stays_finite_when_both_gates_underflow():
+def test_minlstm_stays_finite_when_both_gates_underflow(kernel):
     # f, i = sigmoid(-110), sigmoid(-105) underflow float32; z = i / (f + i) is still sigmoid(5).
     layer = MinLSTM(1, return_sequences=True)
     layer.build_for((1, 3, 1))
@@ -164,7 +174,7 @@ def test_forward_without_sequences_leaves_run_returning_every_step():
 
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("cls", CELLS)
-def test_all_paths_agree_with_masks_go_backwards_and_initial_state(cls, go_backwards):
+def test_all_paths_agree_with_masks_go_backwards_and_initial_state(cls, go_backwards, kernel):
     layer = cls(6, return_sequences=True, return_state=True, go_backwards=go_backwards)
     x = 2 * torch.randn(4, 300, 5)
     mask = torch.rand(4, 300) > 0.3
@@ -175,6 +185,56 @@ def test_all_paths_agree_with_masks_go_backwards_and_initial_state(cls, go_backw
     assert_paths_exact(layer, x, mask=mask, initial_state=h0)
     _, final = layer(x, mask=mask, initial_state=h0)
     torch.testing.assert_close(final[3], h0[3])
+
+
+@pytest.mark.parametrize("blocks", [2, 3])  # MinGRU, MinLSTM
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_c_kernels_equal_float64_across_blocks_threads_and_partial_vectors(blocks, with_bias, monkeypatch):
+    if minrnn._native() is None:
+        pytest.skip(f"C kernels unavailable: {rnnkit.native.unavailable('minrnn_scan')}")
+    # 19 units: two vectors of 8 and a partial one of 3; blocks of 2 sequences, the last one short
+    monkeypatch.setattr(minrnn, "_BLOCK_ELEMENTS", 2 * 150 * blocks * 19)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(5, 150, 7, generator=g)
+    weight = 0.4 * torch.randn(blocks * 19, 7, generator=g)  # logits of std ~1 (larger ones: see below)
+    bias = torch.randn(blocks * 19, generator=g) if with_bias else None
+    h0 = torch.randn(5, 19, generator=g)
+    keep = (torch.rand(5, 150, 1, generator=g) > 0.2).float()
+    wh, wl = torch.randn(5, 150, 19, generator=g), torch.randn(5, 19, generator=g)
+
+    def run(*args, sequence=True):
+        args = [a.clone().requires_grad_() if a is not None else None for a in args]
+        h, last = fused_scan(*args, keep=keep.to(args[0].dtype), sequence=sequence)
+        loss = (last * wl.to(last.dtype)).sum() + ((h * wh.to(h.dtype)).sum() if sequence else 0)
+        loss.backward()
+        return [h.detach(), last.detach()] + [a.grad for a in args if a is not None]
+
+    for sequence in (True, False):
+        for threads in (1, 2):
+            saved = torch.get_num_threads()
+            torch.set_num_threads(threads)
+            try:
+                got = run(x, weight, bias, h0, sequence=sequence)
+            finally:
+                torch.set_num_threads(saved)
+            want = run(*[None if a is None else a.double() for a in (x, weight, bias, h0)], sequence=sequence)
+            for a, b in zip(got, want):
+                torch.testing.assert_close(a.double(), b, **TOL)
+    # Weight gradients sum 750 steps' products: with logits of std ~3 they reach ~60, and fp32
+    # summation then strays ~3e-5 from float64 on either path (C or numpy), which is rounding, not the kernel.
+
+
+def test_c_kernels_are_used_for_float32_on_the_cpu(monkeypatch):
+    if minrnn._native() is None:
+        pytest.skip(f"C kernels unavailable: {rnnkit.native.unavailable('minrnn_scan')}")
+    calls = []
+    monkeypatch.setattr(minrnn._NativeScan, "apply", lambda *a: calls.append(a) or minrnn._FusedScan.apply(*a))
+    MinGRU(3)(torch.randn(2, 5, 4))
+    assert len(calls) == 1
+    layer = MinGRU(3)
+    layer.build_for((2, 5, 4))
+    layer.double()(torch.randn(2, 5, 4).double())  # float64: the torch/numpy path
+    assert len(calls) == 1
 
 
 @pytest.mark.parametrize("cls", CELLS)
