@@ -58,6 +58,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 from .base import format_shape
 from .recurrent import RNN
@@ -107,9 +108,6 @@ def log_space_scan(log_a: torch.Tensor, log_b: torch.Tensor, h0: torch.Tensor | 
 # Steps per block: about 1 MiB of each temporary, so a block's gates stay in the CPU's cache
 # (measured: 4x smaller blocks pay more in per-call overhead, 4x larger ones in memory traffic).
 _BLOCK_ELEMENTS = 262144
-# MinLSTM: where both gate logits lie below -80, sigmoid(p) = e^p up to e^-80, so shifting both up
-# by the same amount keeps i / (f + i) while keeping f + i far from underflow (0 / 0).
-_SHIFT = 80.0
 
 
 def _block_steps(batch: int, units: int) -> int:
@@ -147,12 +145,15 @@ def _update_gate(P: torch.Tensor, z: torch.Tensor, sl: slice) -> torch.Tensor:
     """Fill ``z[sl]`` from the projection ``P (blocks, time, batch, units)``; keep what the backward needs in P."""
     if P.shape[0] == 2:  # MinGRU: z = sigmoid(logit), in place (z is P[0])
         return P[0][sl].sigmoid_()
-    # MinLSTM: z = i / (f + i); P[0], P[1] become 1 - f and 1 - i, the derivatives of
-    # d = log i - log f by the gate logits (up to sign) that the backward needs
+    # MinLSTM: z = i / (f + i) = (1 + e^-pf) / ((1 + e^-pf) + (1 + e^-pi)), numerator and denominator
+    # times e^c, c = min(pf, pi, 0): no exponent is positive and one term is 1, so it holds for any
+    # logits (the sigmoids themselves underflow below about -88). P[0], P[1] become 1 - f and 1 - i,
+    # the derivatives of d = log i - log f by the gate logits (up to sign) that the backward needs.
     pf, pi = P[0][sl], P[1][sl]
-    shift = torch.maximum(pf, pi).neg_().sub_(_SHIFT).clamp_(min=0.0)
-    f, i = torch.sigmoid(pf.add_(shift)), torch.sigmoid(pi.add_(shift))
-    zb = torch.div(i, f.add_(i), out=z[sl])
+    c = torch.minimum(pf, pi).clamp_(max=0.0)
+    ec = c.exp()
+    num = torch.sub(c, pf).exp_().add_(ec)
+    zb = torch.div(num, torch.sub(c, pi).exp_().add_(ec).add_(num), out=z[sl])
     pf.neg_().sigmoid_()
     pi.neg_().sigmoid_()
     return zb
@@ -237,6 +238,7 @@ class _FusedScan(torch.autograd.Function):
         return (h.transpose(0, 1) if sequence else h.new_empty(0)), prev.clone()
 
     @staticmethod
+    @once_differentiable  # the backward is written out: a second derivative must be refused, not zero
     def backward(ctx, grad_h, grad_last):
         x2, weight, h0, P, z, h = ctx.saved_tensors
         blocks, time, batch, units = P.shape
@@ -371,6 +373,7 @@ class _NativeScan(torch.autograd.Function):
         return (h if sequence else h.new_empty(0)), h[:, -1].clone()
 
     @staticmethod
+    @once_differentiable  # the backward is written out: a second derivative must be refused, not zero
     def backward(ctx, grad_h, grad_last):
         x2, weight, h0, P, z, h = ctx.saved_tensors
         batch, time, width = P.shape
@@ -404,10 +407,10 @@ class _NativeScan(torch.autograd.Function):
         return grad_x, grad_w, grad_b, grad_h0, None, None
 
 
-def _native_fits(x, weight, bias, h0) -> bool:
+def _native_fits(x, weight, bias, h0, keep) -> bool:
     tensors = [x, weight, h0] + ([] if bias is None else [bias])
     return (all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
-            and _native() is not None)
+            and (keep is None or keep.device.type == "cpu") and _native() is not None)
 
 
 def fused_scan(x, weight, bias, h0, keep=None, sequence=True):
@@ -419,7 +422,7 @@ def fused_scan(x, weight, bias, h0, keep=None, sequence=True):
     Float32 on a CPU runs the C kernels (`_NativeScan`) where they build; anything else,
     and any CPU without them, the torch/numpy path (`_FusedScan`): same numbers.
     """
-    if _native_fits(x, weight, bias, h0):
+    if _native_fits(x, weight, bias, h0, keep):
         return _NativeScan.apply(x, weight, bias, h0, keep, sequence)
     return _FusedScan.apply(x, weight, bias, h0.contiguous(), keep, sequence)
 

@@ -14,14 +14,13 @@
  *   P      (rows, time, C), C = blocks * units: the projection x W^T, without bias. Gate
  *          blocks in a row: MinGRU [d | k], MinLSTM [f | i | k] (logits). The forward
  *          overwrites them with what the backward needs: MinGRU [z | g'(k)], MinLSTM
- *          [1 - f | 1 - i | g'(k)], f and i after the shift below.
+ *          [1 - f | 1 - i | g'(k)].
  *   z      (rows, time, units): MinLSTM's update gate z = i / (f + i) (MinGRU's stays in P).
  *   bias   (C) or NULL; keep (rows, time) or NULL: 1 at real steps, 0 at masked steps
  *          (z = 0 there, so the state is kept).
  *   h0     (rows, units); h (rows, time, units): every step's state.
- * g(k) = max(k, 0) + sigmoid(min(k, 0)); MinGRU: z = sigmoid(d); MinLSTM: both gate logits
- * shifted up by max(0, -max(f, i) - 80) (the ratio i / (f + i) is unchanged and f + i cannot
- * underflow to 0 / 0).
+ * g(k) = max(k, 0) + sigmoid(min(k, 0)); MinGRU: z = sigmoid(d); MinLSTM: z = i / (f + i)
+ * with f, i the sigmoids of the gate logits, computed so that it holds for any logits (below).
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -49,16 +48,17 @@ static inline void store(float *p, __m256 v, int n) {
 /* g(k) and g'(k): for k > 0, k and 1; else s = sigmoid(k) and s (1 - s). */
 static inline void candidate(__m256 k, __m256 *g, __m256 *dg) {
     const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
-    __m256 s = sigmoid8(_mm256_min_ps(k, zero));
+    /* min and max return their second operand when either is NaN: k second, so NaN propagates */
+    __m256 s = sigmoid8(_mm256_min_ps(zero, k));
     __m256 positive = _mm256_cmp_ps(k, zero, _CMP_GT_OQ);
-    *g = _mm256_add_ps(_mm256_max_ps(k, zero), s);
+    *g = _mm256_add_ps(_mm256_max_ps(zero, k), s);
     *dg = _mm256_blendv_ps(_mm256_fnmadd_ps(s, s, s), one, positive);
 }
 
 void rnnkit_minrnn_forward(int32_t blocks, int64_t rows, int64_t time, int32_t units, float *P, float *z,
                            const float *bias, const float *keep, const float *h0, float *h, int32_t threads) {
     const int64_t C = (int64_t)blocks * units;
-    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps(), shift_floor = _mm256_set1_ps(-80.0f);
+    const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
 #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t r = 0; r < rows; r++) {
         const float *prev = h0 + r * units;
@@ -80,16 +80,18 @@ void rnnkit_minrnn_forward(int32_t blocks, int64_t rows, int64_t time, int32_t u
                         f = _mm256_add_ps(f, load(bias + u, n));
                         i = _mm256_add_ps(i, load(bias + units + u, n));
                     }
-                    __m256 shift = _mm256_max_ps(zero, _mm256_sub_ps(shift_floor, _mm256_max_ps(f, i)));
-                    f = _mm256_add_ps(f, shift);
-                    i = _mm256_add_ps(i, shift);
-                    /* sigmoid(x) = 1 / (1 + e^-x) and 1 - sigmoid(x) = e^-x sigmoid(x), from one exp */
-                    __m256 ef = exp8(_mm256_sub_ps(zero, f)), ei = exp8(_mm256_sub_ps(zero, i));
-                    __m256 sf = _mm256_div_ps(one, _mm256_add_ps(one, ef));
-                    __m256 si = _mm256_div_ps(one, _mm256_add_ps(one, ei));
-                    gate = _mm256_div_ps(si, _mm256_add_ps(sf, si));
-                    store(p + u, _mm256_mul_ps(ef, sf), n);
-                    store(p + units + u, _mm256_mul_ps(ei, si), n);
+                    /* z = i / (f + i) = (1 + e^-f) / ((1 + e^-f) + (1 + e^-i)), numerator and
+                     * denominator multiplied by e^c, c = min(f, i, 0): every exponent is <= 0 and one
+                     * of the terms is 1, so nothing overflows and the sum cannot vanish, however
+                     * negative the logits (sigmoids of logits below -87 would underflow) */
+                    __m256 c = _mm256_min_ps(zero, _mm256_min_ps(f, i));
+                    __m256 ec = exp8(c);
+                    __m256 num = _mm256_add_ps(ec, exp8(_mm256_sub_ps(c, f)));
+                    __m256 other = _mm256_add_ps(ec, exp8(_mm256_sub_ps(c, i)));
+                    gate = _mm256_div_ps(num, _mm256_add_ps(num, other));
+                    /* 1 - sigmoid(x) = 1 / (1 + e^x): the derivatives of d = log i - log f */
+                    store(p + u, _mm256_div_ps(one, _mm256_add_ps(one, exp8(f))), n);
+                    store(p + units + u, _mm256_div_ps(one, _mm256_add_ps(one, exp8(i))), n);
                 }
                 gate = _mm256_mul_ps(gate, kept);
                 candidate(k, &g, &dg);

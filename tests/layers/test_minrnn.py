@@ -161,6 +161,42 @@ def test_minlstm_stays_finite_when_both_gates_underflow(kernel):
     torch.testing.assert_close(out[0, :, 0], torch.tensor(h), **TOL)
 
 
+@pytest.mark.parametrize("f, i", [(-100.0, -200.0), (-200.0, -100.0), (-90.0, -100.0), (-79.0, -100.0),
+                                  (100.0, -100.0), (-100.0, 100.0), (30.0, 25.0), (0.0, 0.0)])
+def test_minlstm_gate_holds_for_any_gate_logits(f, i, kernel):
+    # z = i / (f + i): with both sigmoids far below float32's range (or one far below the other)
+    # the state must still decay by exactly (1 - z) per step, its gradient too.
+    # 200 steps: with z ~ 1e-5, fp32's rounding of 1 - z alone compounds past 1e-5 by 2,000 (either path)
+    x = torch.ones(1, 200, 1)
+    weight = torch.tensor([[f], [i], [0.0]])
+    got, want = [], []
+    for dtype, out in ((torch.float32, got), (torch.float64, want)):
+        h0 = torch.full((1, 1), 5.0, dtype=dtype, requires_grad=True)
+        h, last = fused_scan(x.to(dtype), weight.to(dtype), None, h0)  # float64: the torch path
+        last.sum().backward()
+        out += [h.detach(), last.detach(), h0.grad]
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a.double(), b, **TOL)
+
+
+@pytest.mark.parametrize("blocks", [2, 3])
+@pytest.mark.parametrize("gate", [0, -1])  # the update gate's logit, the candidate's
+def test_nan_logits_give_nan_outputs(blocks, gate, kernel):
+    weight = torch.zeros(blocks, 1)
+    weight[gate] = float("nan")
+    h, last = fused_scan(torch.ones(1, 3, 1), weight, None, torch.zeros(1, 1))
+    assert h.isnan().all() and last.isnan().all()
+
+
+def test_second_derivatives_are_refused_not_zero(kernel):
+    layer = MinGRU(4)
+    x = torch.randn(2, 6, 3)
+    layer(x)
+    grads = torch.autograd.grad(layer(x).square().sum(), list(layer.parameters()), create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        sum(g.sum() for g in grads).backward()
+
+
 def test_forward_without_sequences_leaves_run_returning_every_step():
     # forward's last-state-only mode must not leak into direct run() calls (Bidirectional, generation).
     layer = MinGRU(3)
