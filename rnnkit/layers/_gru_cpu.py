@@ -36,7 +36,7 @@ enabled = True
 
 def eligible(x: torch.Tensor, hx: tuple[torch.Tensor, ...], weights: list[torch.Tensor]) -> bool:
     """Whether ``gru_train`` should run this call instead of ``torch.gru``."""
-    if not enabled or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or x.shape[1] == 0:
+    if not enabled or x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64) or 0 in x.shape[:2]:
         return False
     if not torch.is_grad_enabled() or torch.is_autocast_enabled("cpu"):
         return False

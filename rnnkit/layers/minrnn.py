@@ -543,7 +543,7 @@ class MinRNN(RNN):
     def _loop(self, x, mask, states, training):
         # RNN.run calls this for layers without a fused op (after dropout and go_backwards).
         scan = self.resolved_scan(x.device)
-        if scan == "cell" or x.shape[1] == 0:
+        if scan == "cell" or 0 in x.shape[:2]:  # no steps or no sequences: the generic loop's empty result
             return super()._loop(x, mask, states, training)
         h0 = states[0]
         if scan == "log":

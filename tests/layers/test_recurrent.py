@@ -296,3 +296,17 @@ def test_bad_inputs_name_the_layer_and_shapes():
         LSTM(3, unitz=4)
     with pytest.raises(ValueError, match="has 3 weight arrays, got 2"):
         layer.set_weights(layer.get_weights()[:2])
+
+
+@pytest.mark.parametrize("cell", ["SimpleRNN", "GRU", "LSTM", "MinGRU", "MinLSTM"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_an_empty_batch_gives_empty_outputs_and_gradients(cell, return_sequences):
+    import rnnkit.layers as L
+
+    layer = getattr(L, cell)(3, return_sequences=return_sequences)
+    layer(torch.randn(2, 4, 5))
+    x = torch.randn(0, 4, 5, requires_grad=True)
+    out = layer(x)
+    out.sum().backward()
+    assert out.shape == ((0, 4, 3) if return_sequences else (0, 3)) and x.grad.shape == (0, 4, 5)
+    assert Bidirectional(getattr(L, cell)(3, return_sequences=True))(x).shape == (0, 4, 6)
