@@ -10,6 +10,7 @@ from torch import nn
 
 from .. import activations, initializers, regularizers
 from .base import Layer, Shape, as_tensor
+from ._lookup import embedding_lookup
 
 
 class InputLayer(Layer):
@@ -181,7 +182,7 @@ class Embedding(Layer):
             # The CPU kernel checks every id itself; on accelerators a bad id is a device
             # assert, so they are checked before (one extra pass over the ids).
             try:
-                return F.embedding(inputs, self.embeddings)
+                return embedding_lookup(inputs, self.embeddings)
             except IndexError:
                 self._check_ids(inputs)
                 raise

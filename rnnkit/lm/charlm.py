@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import layers
+from ..layers._lookup import embedding_lookup
 from . import fastgen
 from .sampling import beam_search, check_sampling_args, sample_next
 
@@ -141,7 +142,7 @@ class CharLM(nn.Module):
         """``idx (batch, time)`` -> ``(logits (batch, time, vocab), final state)``."""
         if state is None:
             state = self.initial_state(idx.shape[0], idx.device)
-        x = self.drop(self.embed(idx))
+        x = self.drop(embedding_lookup(idx, self.embed.weight))
         new_state = []
         for layer, layer_state in zip(self.rnns, state):
             x, finals = layer.run(x, None, layer_state, self.training)

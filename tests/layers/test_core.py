@@ -135,3 +135,25 @@ def test_an_unbuilt_layer_says_why_it_has_no_shapes():
     assert not hasattr(layer, "output_shape")
     with pytest.raises(AttributeError, match="'LSTM' object has no attribute 'missing'"):
         layer.missing
+
+
+def test_cpu_embedding_lookup_has_f_embeddings_values_and_gradients():
+    from rnnkit.layers._lookup import embedding_lookup
+
+    g = torch.Generator().manual_seed(3)
+    weight = torch.randn(50, 7, generator=g, dtype=torch.float64, requires_grad=True)
+    for ids in (torch.randint(0, 50, (4, 30), generator=g), torch.randint(0, 5, (3, 2, 9), generator=g).int(),
+                torch.tensor([[1, 1, 1, 1]])):  # repeated ids sum into one row
+        upstream = torch.randn(*ids.shape, 7, generator=g, dtype=torch.float64)
+        got = embedding_lookup(ids, weight)
+        (grad,) = torch.autograd.grad((got * upstream).sum(), weight)
+        want = torch.nn.functional.embedding(ids, weight)
+        (want_grad,) = torch.autograd.grad((want * upstream).sum(), weight)
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        torch.testing.assert_close(grad, want_grad)
+    assert torch.autograd.gradcheck(lambda w: embedding_lookup(torch.tensor([[3, 0, 3]]), w), (weight,))
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        (grad,) = torch.autograd.grad(embedding_lookup(ids, weight).square().sum(), weight, create_graph=True)
+        grad.sum().backward()
+    frozen = weight.detach()
+    assert not embedding_lookup(ids, frozen).requires_grad
