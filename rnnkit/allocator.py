@@ -11,7 +11,11 @@ third of each step (the same in hand-written PyTorch, which is just as exposed).
 
 `keep_freed_memory` fixes both thresholds high, so freed blocks are reused instead:
 the process then keeps the heap at its peak size, as caching allocators (jemalloc,
-tcmalloc, TensorFlow's, PyTorch's own on CUDA) do. rnnkit's training entry points call
+tcmalloc, TensorFlow's, PyTorch's own on CUDA) do. glibc maps every block above 32 MiB
+(its largest mmap threshold) fresh whatever the threshold says, and an LSTM's oneDNN
+workspace passes that at long sequences (width 64, length 512, batch 32: ~9,500 page
+faults and a third of each step), so it also turns mmap off for the main heap
+(``M_MMAP_MAX`` 0): large blocks then come from the heap too and are reused. rnnkit's training entry points call
 it; set ``RNNKIT_KEEP_FREED_MEMORY=0`` to leave malloc as it is. It does nothing off
 glibc (macOS, musl, Windows).
 """
@@ -25,7 +29,9 @@ __all__ = ["keep_freed_memory"]
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameter numbers, from glibc's <malloc.h>
 _M_MMAP_THRESHOLD = -3
-#: glibc's largest mmap threshold on 64-bit (HEAP_MAX_SIZE / 2): blocks above it are mapped anyway.
+_M_MMAP_MAX = -4
+#: glibc's largest mmap threshold on 64-bit (HEAP_MAX_SIZE / 2): blocks above it would be mapped
+#: anyway, were mapping not turned off as well.
 MMAP_THRESHOLD = 32 * 1024 * 1024
 #: Free memory at the top of the heap kept before any is returned.
 TRIM_THRESHOLD = 1024 * 1024 * 1024
@@ -34,7 +40,8 @@ _applied: bool | None = None
 
 
 def keep_freed_memory() -> bool:
-    """Raise glibc's mmap and trim thresholds for this process (once); True when in effect.
+    """Raise glibc's mmap and trim thresholds and stop it mapping large blocks, for this process (once);
+    True when in effect.
 
     False where malloc is not glibc's or ``RNNKIT_KEEP_FREED_MEMORY=0`` is set."""
     global _applied
@@ -50,5 +57,6 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    _applied = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    _applied = (bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+                and bool(mallopt(_M_MMAP_MAX, 0)))
     return _applied
