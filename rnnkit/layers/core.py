@@ -10,6 +10,7 @@ from torch import nn
 
 from .. import activations, initializers, regularizers
 from .base import Layer, Shape, as_tensor
+from ._dropout import dropout
 from ._lookup import embedding_lookup
 
 
@@ -239,7 +240,7 @@ class Dropout(Layer):
         if not training or self.rate == 0.0:
             return inputs
         if self.noise_shape is None:
-            return F.dropout(inputs, self.rate, True)
+            return dropout(inputs, self.rate, True)
         shape = [d if n is None else n for n, d in zip(self.noise_shape, inputs.shape)]
         keep = torch.empty(shape, device=inputs.device).bernoulli_(1.0 - self.rate)
         return inputs * keep / (1.0 - self.rate)

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import layers
+from ..layers._dropout import Dropout
 from ..layers._lookup import embedding_lookup
 from . import fastgen
 from .sampling import beam_search, check_sampling_args, sample_next
@@ -116,7 +117,7 @@ class CharLM(nn.Module):
             layer = layer_cls(c.hidden, return_sequences=True, return_state=True, name=f"{c.cell}_{i}")
             layer.build((None, None, c.embedding if i == 0 else c.hidden))
             self.rnns.append(layer)
-        self.drop = nn.Dropout(c.dropout) if c.dropout > 0 else nn.Identity()
+        self.drop = Dropout(c.dropout) if c.dropout > 0 else nn.Identity()
         self.head = nn.Linear(c.hidden, c.vocab_size)
         if c.tie_weights:
             self.head.weight = self.embed.weight

@@ -17,6 +17,8 @@ Kernels (C sources next to this file):
   over it (`rnnkit.lm.fastgen`).
 * ``minrnn_scan``: MinGRU / MinLSTM training over whole sequences, gates and recurrence
   in one pass forward and one backward (`rnnkit.layers.minrnn`).
+* ``dropout``: dropout masks from a counter-based hash, forward and backward
+  (`rnnkit.layers._dropout`).
 """
 from __future__ import annotations
 
