@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.autograd.function import once_differentiable
 
 __all__ = ["embedding_lookup"]
 
@@ -26,15 +25,13 @@ class _CpuLookup(torch.autograd.Function):
         return F.embedding(ids, weight)
 
     @staticmethod
-    @once_differentiable
     def backward(ctx, grad):
         if not ctx.needs_input_grad[1]:
             return None, None
         (ids,) = ctx.saved_tensors
         width = grad.shape[-1]
-        table = grad.new_zeros(ctx.rows, width)
-        table.index_add_(0, ids.reshape(-1), grad.reshape(-1, width))
-        return None, table
+        # out of place, so that a second derivative (create_graph) flows through it as through F.embedding's
+        return None, grad.new_zeros(ctx.rows, width).index_add(0, ids.reshape(-1), grad.reshape(-1, width))
 
 
 def embedding_lookup(ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -152,8 +152,12 @@ def test_cpu_embedding_lookup_has_f_embeddings_values_and_gradients():
         torch.testing.assert_close(got, want, rtol=0, atol=0)
         torch.testing.assert_close(grad, want_grad)
     assert torch.autograd.gradcheck(lambda w: embedding_lookup(torch.tensor([[3, 0, 3]]), w), (weight,))
-    with pytest.raises(RuntimeError, match="once_differentiable"):
-        (grad,) = torch.autograd.grad(embedding_lookup(ids, weight).square().sum(), weight, create_graph=True)
-        grad.sum().backward()
+    # second derivatives, as through F.embedding
+    ids = torch.tensor([[3, 0, 3]])
+    got = torch.autograd.grad(torch.autograd.grad(embedding_lookup(ids, weight).pow(3).sum(), weight,
+                                                  create_graph=True)[0].sum(), weight)[0]
+    want = torch.autograd.grad(torch.autograd.grad(torch.nn.functional.embedding(ids, weight).pow(3).sum(), weight,
+                                                   create_graph=True)[0].sum(), weight)[0]
+    torch.testing.assert_close(got, want)
     frozen = weight.detach()
     assert not embedding_lookup(ids, frozen).requires_grad
