@@ -68,7 +68,9 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
         return x
     if not 0.0 <= p < 1.0:
         return F.dropout(x, p, training)  # p = 1 and bad rates: PyTorch's result and error
-    if x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() and _kernel() is not None:
+    # (under torch.func transforms the kernel cannot see the batched tensors: PyTorch's dropout)
+    if (x.device.type == "cpu" and x.dtype == torch.float32 and x.numel() and _kernel() is not None
+            and not torch._C._are_functorch_transforms_active()):
         return _Dropout.apply(x, float(p))
     return F.dropout(x, p, training)
 

@@ -18,11 +18,17 @@ __all__ = ["embedding_lookup"]
 
 
 class _CpuLookup(torch.autograd.Function):
+    generate_vmap_rule = True  # forward and backward are PyTorch ops: torch.func.vmap/grad work
+
     @staticmethod
-    def forward(ctx, ids, weight):
+    def forward(ids, weight):
+        return F.embedding(ids, weight)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ids, weight = inputs
         ctx.save_for_backward(ids)
         ctx.rows = weight.shape[0]
-        return F.embedding(ids, weight)
 
     @staticmethod
     def backward(ctx, grad):

@@ -75,3 +75,18 @@ def test_the_keras_layer_and_the_char_model_use_it(monkeypatch):
     model = CharLM(CharLMConfig(vocab_size=7, hidden=8, embedding=4, dropout=0.2))
     model.train()(torch.zeros(2, 3, dtype=torch.long))
     assert len(calls) == 3  # the layer; the char model's embedding output and its layer's output
+
+
+def test_torch_func_transforms_work_through_dropout_and_the_embedding_lookup():
+    from rnnkit.layers._lookup import embedding_lookup
+
+    x = torch.randn(6, 5)
+    g = torch.func.grad(lambda t: dropout(t, 0.5).sum())(x)
+    assert set(g.unique().tolist()) <= {0.0, 2.0}
+    batched = torch.func.vmap(lambda t: dropout(t, 0.5), randomness="different")(x)
+    assert batched.shape == x.shape
+    w, ids = torch.randn(9, 4), torch.tensor([[1, 2, 1]])
+    want = torch.autograd.grad(torch.nn.functional.embedding(ids, w.requires_grad_()).sum(), w)[0]
+    torch.testing.assert_close(torch.func.grad(lambda w: embedding_lookup(ids, w).sum())(w.detach()), want)
+    per_row = torch.func.vmap(lambda i: embedding_lookup(i, w))(torch.tensor([[1, 2], [3, 4]]))
+    torch.testing.assert_close(per_row, w[torch.tensor([[1, 2], [3, 4]])])
