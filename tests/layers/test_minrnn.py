@@ -76,9 +76,14 @@ def kernel(request, monkeypatch):
     """The fused path with its C kernels (rnnkit/native/minrnn_scan.c), then with the torch/numpy loops."""
     if request.param == "numpy":
         monkeypatch.setattr(minrnn, "_native", lambda: None)
-    elif minrnn._native() is None:
-        pytest.skip(f"C kernels unavailable: {rnnkit.native.unavailable('minrnn_scan')}")
+    else:
+        skip_without_c_kernels()
     return request.param
+
+
+def skip_without_c_kernels():
+    if minrnn._native() is None:
+        pytest.skip(f"C kernels unavailable: {rnnkit.native.unavailable('minrnn_scan')}")
 
 
 def blocks_of(steps, monkeypatch, batch_units):
@@ -226,8 +231,7 @@ def test_all_paths_agree_with_masks_go_backwards_and_initial_state(cls, go_backw
 @pytest.mark.parametrize("blocks", [2, 3])  # MinGRU, MinLSTM
 @pytest.mark.parametrize("with_bias", [True, False])
 def test_c_kernels_equal_float64_across_blocks_threads_and_partial_vectors(blocks, with_bias, monkeypatch):
-    if minrnn._native() is None:
-        pytest.skip(f"C kernels unavailable: {rnnkit.native.unavailable('minrnn_scan')}")
+    skip_without_c_kernels()
     # 19 units: two vectors of 8 and a partial one of 3; blocks of 2 sequences, the last one short
     monkeypatch.setattr(minrnn, "_BLOCK_ELEMENTS", 2 * 150 * blocks * 19)
     g = torch.Generator().manual_seed(5)
@@ -261,8 +265,7 @@ def test_c_kernels_equal_float64_across_blocks_threads_and_partial_vectors(block
 
 
 def test_c_kernels_are_used_for_float32_on_the_cpu(monkeypatch):
-    if minrnn._native() is None:
-        pytest.skip(f"C kernels unavailable: {rnnkit.native.unavailable('minrnn_scan')}")
+    skip_without_c_kernels()
     calls = []
     monkeypatch.setattr(minrnn._NativeScan, "apply", lambda *a: calls.append(a) or minrnn._FusedScan.apply(*a))
     MinGRU(3)(torch.randn(2, 5, 4))
