@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from .layers.base import Layer, format_shape, unique_name
-from .layers.core import InputLayer
+from .layers._fusion import embedded_call
+from .layers.core import Embedding, InputLayer
 from .layers.registry import deserialize_layer, serialize_layer
 
 
@@ -297,13 +298,24 @@ class Sequential(Model):
             raise ValueError(f"model {self.name!r} has no layers")
         x = inputs
         last = len(self._stack) - 1
+        fused = -1  # index of a layer already computed together with the embedding before it
         for i, layer in enumerate(self._stack):
+            if i == fused:
+                continue
             kwargs = {"training": training}
             if mask is not None and layer.supports_masking:
                 kwargs["mask"] = mask
-            if i == last and return_logits:
+            y = None
+            if isinstance(layer, Embedding) and i < last and not (i + 1 == last and return_logits):
+                # Embedding -> MinGRU/MinLSTM: the recurrent layer reads the table's rows (layers/_fusion.py)
+                nxt = self._stack[i + 1]
+                emb_mask = layer.compute_mask(x, mask)
+                y = embedded_call(layer, nxt, x, emb_mask if nxt.supports_masking else None, training)
+                if y is not None:
+                    layer, mask, fused = nxt, emb_mask, i + 1
+            if y is None and i == last and return_logits:
                 y = layer.logits(x)
-            else:
+            elif y is None:
                 # The model's own call has converted, placed and checked the input, and the
                 # layers' shapes were checked as the stack was built, so each layer runs as a
                 # plain module: Layer.__call__'s per-call conversions cost more than a small step.

@@ -174,11 +174,16 @@ class Embedding(Layer):
         # Any rank and length of ids is fine: only their range matters (checked in forward).
         pass
 
-    def forward(self, inputs, mask=None, training=None):
+    def token_ids(self, inputs: torch.Tensor) -> torch.Tensor:
+        """``inputs`` as integer ids (whole-valued floats are accepted, as Keras does)."""
         if inputs.is_floating_point():
             if not torch.equal(inputs, inputs.round()):
                 raise ValueError(f"layer {self.name!r} (Embedding) expects integer token ids, got fractional values")
             inputs = inputs.long()
+        return inputs
+
+    def forward(self, inputs, mask=None, training=None):
+        inputs = self.token_ids(inputs)
         if inputs.device.type == "cpu":
             # The CPU kernel checks every id itself; on accelerators a bad id is a device
             # assert, so they are checked before (one extra pass over the ids).

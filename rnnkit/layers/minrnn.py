@@ -345,15 +345,28 @@ class _NativeScan(torch.autograd.Function):
     walks every sequence through time (``rnnkit/native/minrnn_scan.c``); the backward
     mirrors it, the kernel writing every logit's gradient for two matrix products and a sum.
     Float32 on the CPU; the kernels use as many threads as PyTorch's intra-op pool.
+
+    With ``ids (batch, time)`` the inputs are ``x = table[ids]`` for an embedding
+    ``table (vocab, in)`` passed as ``x``: the projection of the whole table
+    (``table W^T``, ``(vocab, blocks*units)``) is computed once and each step's logits
+    are a row of it, so no ``(batch, time, in)`` input and no large matrix product
+    exist; the backward sums the logits' gradients per id (``index_add``) and
+    multiplies the ``(vocab, blocks*units)`` sum out into the table's and the
+    weight's gradients.
     """
 
     @staticmethod
-    def forward(ctx, x, weight, bias, h0, keep, sequence):
+    def forward(ctx, x, weight, bias, h0, keep, sequence, ids=None):
         lib = _native()
-        batch, time, _ = x.shape
+        batch, time = ids.shape if ids is not None else x.shape[:2]
         units, width = h0.shape[1], weight.shape[0]
         blocks = width // units
-        x2 = x.contiguous().view(batch * time, -1)
+        if ids is None:
+            x2 = x.contiguous().view(batch * time, -1)
+        else:
+            x2 = x.contiguous()
+            ids = ids.reshape(-1).contiguous()
+            projected = torch.mm(x2, weight.t())
         P = x.new_empty(batch, time, width)
         z = x.new_empty(batch, time, units) if blocks == 3 else x.new_empty(0)
         h = x.new_empty(batch, time, units)
@@ -363,11 +376,15 @@ class _NativeScan(torch.autograd.Function):
         wt, threads, n = weight.t(), torch.get_num_threads(), _block_rows(time, width)
         for b0 in range(0, batch, n):
             b1 = min(batch, b0 + n)
-            torch.mm(x2[b0 * time : b1 * time], wt, out=P[b0:b1].view(-1, width))
+            rows = slice(b0 * time, b1 * time)
+            if ids is None:
+                torch.mm(x2[rows], wt, out=P[b0:b1].view(-1, width))
+            else:
+                torch.index_select(projected, 0, ids[rows], out=P[b0:b1].view(-1, width))
             lib.rnnkit_minrnn_forward(blocks, b1 - b0, time, units, _ptr(P, b0), _ptr(z, b0),
                                       None if bias_c is None else bias_c.data_ptr(), _ptr(keep, b0),
                                       _ptr(h0, b0), _ptr(h, b0), threads)
-        ctx.save_for_backward(x2, weight, h0, P, z, h)
+        ctx.save_for_backward(x2, weight, h0, P, z, h, ids)
         ctx.has_bias = bias is not None
         ctx.set_materialize_grads(False)
         return (h if sequence else h.new_empty(0)), h[:, -1].clone()
@@ -375,18 +392,21 @@ class _NativeScan(torch.autograd.Function):
     @staticmethod
     @once_differentiable  # the backward is written out: a second derivative must be refused, not zero
     def backward(ctx, grad_h, grad_last):
-        x2, weight, h0, P, z, h = ctx.saved_tensors
+        x2, weight, h0, P, z, h, ids = ctx.saved_tensors
         batch, time, width = P.shape
         units = h0.shape[1]
         blocks = width // units
         grad_h = None if grad_h is None or grad_h.numel() == 0 else grad_h.contiguous()
         grad_last = None if grad_last is None else grad_last.contiguous()
         if grad_h is None and grad_last is None:
-            return None, None, None, None, None, None
+            return None, None, None, None, None, None, None
         need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        grad_x = x2.new_empty(x2.shape) if need_x else None
-        grad_w = torch.zeros_like(weight) if need_w else None
-        grad_b = weight.new_zeros(width) if ctx.has_bias and need_b else None
+        table = ids is not None
+        grad_x = x2.new_empty(x2.shape) if need_x and not table else None
+        grad_w = torch.zeros_like(weight) if need_w and not table else None
+        grad_b = weight.new_zeros(width) if ctx.has_bias and need_b and not table else None
+        # by id: the gradient of every row of the projected table
+        grad_proj = weight.new_zeros(x2.shape[0], width) if table and (need_x or need_w or need_b) else None
         grad_h0 = h0.new_empty(batch, units)
         lib, threads, n = _native(), torch.get_num_threads(), _block_rows(time, width)
         gP = P.new_empty(min(n, batch), time, width)
@@ -396,15 +416,22 @@ class _NativeScan(torch.autograd.Function):
                                        _ptr(h0, b0), _ptr(grad_h, b0), _ptr(grad_last, b0), gP.data_ptr(),
                                        _ptr(grad_h0, b0), threads)
             flat, rows = gP[: b1 - b0].view(-1, width), slice(b0 * time, b1 * time)
+            if grad_proj is not None:
+                grad_proj.index_add_(0, ids[rows], flat)
+                continue
             if need_x:
                 torch.mm(flat, weight, out=grad_x[rows])
             if need_w:
                 grad_w.addmm_(flat.t(), x2[rows])
             if grad_b is not None:
                 grad_b.add_(flat.sum(0))
-        if need_x:
+        if grad_proj is not None:
+            grad_x = torch.mm(grad_proj, weight) if need_x else None
+            grad_w = torch.mm(grad_proj.t(), x2) if need_w else None
+            grad_b = grad_proj.sum(0) if ctx.has_bias and need_b else None
+        elif need_x:
             grad_x = grad_x.view(batch, time, -1)
-        return grad_x, grad_w, grad_b, grad_h0, None, None
+        return grad_x, grad_w, grad_b, grad_h0, None, None, None
 
 
 def _native_fits(x, weight, bias, h0, keep) -> bool:
@@ -540,8 +567,43 @@ class MinRNN(RNN):
         finally:
             self._last_only = False
 
-    def _loop(self, x, mask, states, training):
-        # RNN.run calls this for layers without a fused op (after dropout and go_backwards).
+    def reads_table(self, ids, table, training=None) -> bool:
+        """Whether `forward_on_table` can stand for ``self(table[ids])`` in this call:
+        the C path (float32 on the CPU, ``scan`` resolving to ``"loop"``), no input
+        dropout, and at least one step of one sequence."""
+        training = self.training if training is None else training
+        return (ids.dim() == 2 and ids.numel() > 0 and not (training and self.dropout > 0)
+                and self.resolved_scan(table.device) == "loop"
+                and _native_fits(table, self.weight_ih, self.bias_ih, table, None))
+
+    def forward_on_table(self, ids, table, mask=None):
+        """``self(table[ids], mask)`` for ``ids (batch, time)`` into an embedding ``table (vocab,
+        features)``, without forming the ``(batch, time, features)`` inputs: each step's gate
+        logits are a row of ``table W^T`` (see `_NativeScan`). Same outputs and gradients (to
+        float rounding); only where `reads_table` says so."""
+        states = [table.new_zeros(ids.shape[0], self.units)]
+        self._last_only = not self.return_sequences and mask is None
+        try:
+            seq, finals = self.run_on_table(ids, table, mask, states)
+        finally:
+            self._last_only = False
+        return self._outputs(seq, finals, states)
+
+    def run_on_table(self, ids, table, mask, states):
+        """`run` over ``table[ids]`` (see `forward_on_table`; Bidirectional calls it per direction)."""
+        if self.go_backwards:
+            ids = ids.flip(1)
+            mask = None if mask is None else mask.flip(1)
+        seq, finals = self._loop(table, mask, states, False, ids=ids)
+        if self.zero_output_for_mask and mask is not None:
+            seq = seq * mask.unsqueeze(-1)
+        return seq, finals
+
+    def _loop(self, x, mask, states, training, ids=None):
+        # RNN.run calls this for layers without a fused op (after dropout and go_backwards);
+        # run_on_table with an embedding table as x and the ids into it.
+        if ids is not None:
+            return self._finish(*self._table_scan(x, ids, mask, states[0]), mask)
         scan = self.resolved_scan(x.device)
         if scan == "cell" or 0 in x.shape[:2]:  # no steps or no sequences: the generic loop's empty result
             return super()._loop(x, mask, states, training)
@@ -557,8 +619,15 @@ class MinRNN(RNN):
         else:
             keep = None if mask is None else mask.unsqueeze(-1).to(x.dtype)
             h, final = fused_scan(x, self.weight_ih, self.bias_ih, h0, keep, sequence=not self._last_only)
-            if self._last_only:  # RNN.forward reads the last step of the outputs
-                return final.unsqueeze(1), [final]
+        return self._finish(h, final, mask)
+
+    def _table_scan(self, table, ids, mask, h0):
+        keep = None if mask is None else mask.unsqueeze(-1).to(table.dtype)
+        return _NativeScan.apply(table, self.weight_ih, self.bias_ih, h0, keep, not self._last_only, ids)
+
+    def _finish(self, h, final, mask):
+        if self._last_only:  # RNN.forward reads the last step of the outputs
+            return final.unsqueeze(1), [final]
         if mask is not None:  # as Keras: zeros before the first real step, the carried state after
             h = h * (mask.long().cumsum(1) > 0).unsqueeze(-1)
         return h, [final]

@@ -263,6 +263,10 @@ class RNN(Layer):
             )
         states = self.initial_states(inputs, initial_state)
         seq, finals = self.run(inputs, mask, states, training)
+        return self._outputs(seq, finals, states)
+
+    def _outputs(self, seq, finals, states):
+        """The layer's output(s) from `run`'s results and the initial ``states``."""
         out = seq if self.return_sequences else seq[:, -1] if seq.shape[1] else states[0]
         if self.return_state:
             return [out] + finals
@@ -601,13 +605,33 @@ class Bidirectional(Layer):
         else:
             if f_init is None:
                 f_init, b_init = f.initial_states(inputs, None), b.initial_states(inputs, None)
-            f_seq, f_states = f.run(inputs, mask, f_init, training)
-            b_seq, b_states = b.run(inputs, mask, b_init, training)
-            f_last, b_last = f_seq[:, -1], b_seq[:, -1]
-            if f.go_backwards:
-                f_seq = f_seq.flip(1)
-            if b.go_backwards:
-                b_seq = b_seq.flip(1)
+            return self._merge(*self._each(lambda layer, states: layer.run(inputs, mask, states, training), f_init, b_init))
+        return self._merge(f_seq, b_seq, f_last, b_last, f_states, b_states)
+
+    def reads_table(self, ids, table, training=None) -> bool:
+        """Whether both directions can read an embedding table's rows (see `MinGRU.forward_on_table`)."""
+        return all(getattr(layer, "reads_table", None) is not None and layer.reads_table(ids, table, training)
+                   for layer in (self.forward_layer, self.backward_layer))
+
+    def forward_on_table(self, ids, table, mask=None):
+        """``self(table[ids], mask)`` with each direction reading ``table``'s rows (only where `reads_table`)."""
+        f, b = self.forward_layer, self.backward_layer
+        inits = [[table.new_zeros(ids.shape[0], layer.units)] * layer.n_states for layer in (f, b)]
+        return self._merge(*self._each(lambda layer, states: layer.run_on_table(ids, table, mask, states), *inits))
+
+    def _each(self, run, f_init, b_init):
+        """Each direction through ``run(layer, states) -> (outputs, final states)``, outputs in time order."""
+        f, b = self.forward_layer, self.backward_layer
+        f_seq, f_states = run(f, f_init)
+        b_seq, b_states = run(b, b_init)
+        f_last, b_last = f_seq[:, -1], b_seq[:, -1]
+        if f.go_backwards:
+            f_seq = f_seq.flip(1)
+        if b.go_backwards:
+            b_seq = b_seq.flip(1)
+        return f_seq, b_seq, f_last, b_last, f_states, b_states
+
+    def _merge(self, f_seq, b_seq, f_last, b_last, f_states, b_states):
         y_f, y_b = (f_seq, b_seq) if self.return_sequences else (f_last, b_last)
         if self.merge_mode == "concat":
             out = torch.cat([y_f, y_b], dim=-1)

@@ -143,10 +143,18 @@ class CharLM(nn.Module):
         """``idx (batch, time)`` -> ``(logits (batch, time, vocab), final state)``."""
         if state is None:
             state = self.initial_state(idx.shape[0], idx.device)
-        x = self.drop(embedding_lookup(idx, self.embed.weight))
+        table, first = self.embed.weight, self.rnns[0]
+        # A MinGRU/MinLSTM first layer reads its gate logits from the projected embedding
+        # table (rnnkit/layers/_fusion.py), unless dropout on the embedded vectors is due.
+        direct = (not (self.training and self.config.dropout > 0) and getattr(first, "reads_table", None) is not None
+                  and first.reads_table(idx, table, self.training))
+        x = None if direct else self.drop(embedding_lookup(idx, table))
         new_state = []
         for layer, layer_state in zip(self.rnns, state):
-            x, finals = layer.run(x, None, layer_state, self.training)
+            if x is None:
+                x, finals = layer.run_on_table(idx, table, None, layer_state)
+            else:
+                x, finals = layer.run(x, None, layer_state, self.training)
             new_state.append(finals)
             x = self.drop(x)
         return self.head(x), new_state

@@ -1,0 +1,202 @@
+"""Embedding -> MinGRU/MinLSTM read the projected embedding table (rnnkit/layers/_fusion.py).
+
+The fused call must compute what the two layers compute one after the other, and
+must step aside wherever it would change what a user sees."""
+import pytest
+import torch
+
+import rnnkit
+import rnnkit.models
+from rnnkit import layers as L
+from rnnkit.layers import minrnn
+from rnnkit.lm.charlm import CharLM, CharLMConfig
+from rnnkit.models import Sequential
+
+from .test_minrnn import skip_without_c_kernels
+
+
+@pytest.fixture(autouse=True)
+def c_kernels():
+    skip_without_c_kernels()
+
+
+@pytest.fixture
+def table_reads(monkeypatch):
+    """How many scans read an embedding table (the fused path) and how many ran on vectors."""
+    seen = {"table": 0, "vectors": 0}
+    apply = minrnn._NativeScan.apply
+
+    def spy(*args):
+        seen["table" if len(args) == 7 and args[6] is not None else "vectors"] += 1
+        return apply(*args)
+
+    monkeypatch.setattr(minrnn._NativeScan, "apply", spy)
+    return seen
+
+
+def unfused(monkeypatch):
+    monkeypatch.setattr(rnnkit.models, "embedded_call", lambda *args: None)
+
+
+def run(model, ids):
+    model.zero_grad()
+    out = model(ids)
+    (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
+    return out.detach(), [p.grad.clone() for p in model.parameters()]
+
+
+def ids_with_padding(seed=0, batch=5, time=23, vocab=40):
+    ids = torch.randint(1, vocab, (batch, time), generator=torch.Generator().manual_seed(seed))
+    ids[0, :6] = 0  # leading padding
+    ids[1, -4:] = 0  # trailing padding
+    ids[2, 10:12] = 0
+    return ids
+
+
+@pytest.mark.parametrize("cell", [L.MinGRU, L.MinLSTM])
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("mask_zero", [False, True])
+def test_fused_equals_layer_by_layer(monkeypatch, table_reads, cell, return_sequences, go_backwards, mask_zero):
+    torch.manual_seed(1)
+    model = Sequential([L.Embedding(40, 12, mask_zero=mask_zero, input_shape=(23,)),
+                        cell(17, return_sequences=return_sequences, go_backwards=go_backwards),
+                        L.Dense(3)])
+    ids = ids_with_padding()
+    out, grads = run(model, ids)
+    assert table_reads == {"table": 1, "vectors": 0}
+    unfused(monkeypatch)
+    ref_out, ref_grads = run(model, ids)
+    assert table_reads == {"table": 1, "vectors": 1}
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("merge_mode", ["concat", "ave"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_fused_bidirectional(monkeypatch, table_reads, merge_mode, return_sequences):
+    torch.manual_seed(2)
+    model = Sequential([L.Embedding(40, 12, mask_zero=True, input_shape=(23,)),
+                        L.Bidirectional(L.MinGRU(9, return_sequences=return_sequences), merge_mode=merge_mode),
+                        L.Dense(3)])
+    ids = ids_with_padding(seed=3)
+    out, grads = run(model, ids)
+    assert table_reads == {"table": 2, "vectors": 0}
+    unfused(monkeypatch)
+    ref_out, ref_grads = run(model, ids)
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_training_through_fit_matches_unfused(monkeypatch):
+    """A few optimizer steps land on the same weights either way."""
+    ids, labels = ids_with_padding(seed=4, batch=16), torch.randint(0, 3, (16,))
+
+    def trained():
+        torch.manual_seed(5)
+        model = Sequential([L.Embedding(40, 8, input_shape=(23,)), L.MinLSTM(10), L.Dense(3, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        history = model.fit(ids, labels, epochs=3, batch_size=8, verbose=0)
+        return history.history["loss"], [p.detach().clone() for p in model.parameters()]
+
+    losses, weights = trained()
+    unfused(monkeypatch)
+    ref_losses, ref_weights = trained()
+    assert losses == pytest.approx(ref_losses, rel=1e-5)
+    for got, want in zip(weights, ref_weights):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def _model(**kwargs):
+    torch.manual_seed(6)
+    return Sequential([L.Embedding(40, 8, input_shape=(23,)), L.MinGRU(10, **kwargs), L.Dense(3)])
+
+
+def test_hooks_still_fire(table_reads):
+    model = _model()
+    seen = []
+    model.layers[0].register_forward_hook(lambda module, args, out: seen.append(tuple(out.shape)))
+    model(ids_with_padding())
+    assert seen == [(5, 23, 8)]
+    assert table_reads == {"table": 0, "vectors": 1}
+
+
+def test_input_dropout_while_training_is_not_fused(table_reads):
+    model = _model(dropout=0.3)
+    model.train()
+    model(ids_with_padding(), training=True)
+    assert table_reads == {"table": 0, "vectors": 1}
+    model(ids_with_padding(), training=False)  # no dropout at inference: fused
+    assert table_reads == {"table": 1, "vectors": 1}
+
+
+@pytest.mark.parametrize("scan", ["log", "cell"])
+def test_other_scans_are_not_fused(table_reads, scan):
+    _model(scan=scan)(ids_with_padding())
+    assert table_reads == {"table": 0, "vectors": 0}
+
+
+def test_float64_and_empty_batch_are_not_fused(table_reads):
+    model = _model().double()
+    model(ids_with_padding())
+    model = _model()
+    assert model(torch.zeros(0, 23, dtype=torch.long)).shape == (0, 3)
+    assert table_reads["table"] == 0
+
+
+@pytest.mark.parametrize("bad", [40, -1])
+def test_out_of_range_ids_give_the_embedding_error(bad):
+    ids = ids_with_padding()
+    ids[3, 7] = bad
+    with pytest.raises(ValueError, match=rf"layer 'embedding\w*' \(Embedding\): token id {bad} is out of range; "
+                                         r"expected ids in \[0, 39\]"):
+        _model()(ids)
+
+
+def test_fractional_ids_are_refused():
+    with pytest.raises(ValueError, match="expects integer token ids"):
+        _model()(ids_with_padding().float() + 0.5)
+    # whole-valued floats are ids, as in Keras
+    assert _model()(ids_with_padding().float()).shape == (5, 3)
+
+
+def test_return_state_in_sequential_still_refused():
+    with pytest.raises(ValueError, match="exactly one output"):
+        Sequential([L.Embedding(40, 8, input_shape=(23,)), L.MinGRU(10, return_state=True), L.Dense(3)])(
+            ids_with_padding())
+
+
+@pytest.mark.parametrize("cell", ["mingru", "minlstm"])
+def test_char_lm_first_layer_reads_the_table(monkeypatch, table_reads, cell):
+    torch.manual_seed(7)
+    model = CharLM(CharLMConfig(vocab_size=30, cell=cell, layers=2, hidden=16, embedding=8))
+    ids = torch.randint(0, 30, (3, 11))
+    state = [[torch.randn(3, 16)] for _ in range(2)]
+
+    def step():
+        model.zero_grad()
+        logits, final = model(ids, state)
+        (logits.square().mean() + sum(s.sum() for layer in final for s in layer)).backward()
+        return logits.detach(), [f.detach() for layer in final for f in layer], [p.grad.clone() for p in model.parameters()]
+
+    got = step()
+    assert table_reads == {"table": 1, "vectors": 1}
+    monkeypatch.setattr(type(model.rnns[0]), "reads_table", lambda *args: False)
+    want = step()
+    assert table_reads == {"table": 1, "vectors": 3}
+    for a, b in zip(got, want):
+        for x, y in zip(a, b):
+            torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-5)
+
+
+def test_char_lm_with_dropout_embeds_while_training(table_reads):
+    model = CharLM(CharLMConfig(vocab_size=30, cell="mingru", layers=1, hidden=16, embedding=8, dropout=0.2))
+    ids = torch.randint(0, 30, (3, 11))
+    model.train()
+    model(ids)
+    assert table_reads == {"table": 0, "vectors": 1}
+    model.eval()
+    model(ids)
+    assert table_reads == {"table": 1, "vectors": 1}
