@@ -7,7 +7,9 @@ call) holds every step's gate logits as a row: looking rows up replaces the
 ``(batch, time, features)`` embedded inputs and the largest matrix products of
 the step, forward and backward. The fusion leaves the numbers as they were (up
 to the order of float additions) and is skipped wherever it could change what a
-user sees: hooks on either layer, input dropout, anything off the C path.
+user sees or cost more: subclasses and patched ``forward`` methods, hooks on
+either layer, autocast, input dropout, ids other than int32/int64, anything off
+the C path, and tables with more rows than the call has ids.
 """
 from __future__ import annotations
 
@@ -16,10 +18,34 @@ from torch.nn.modules import module as _module
 
 
 def _hooked(*layers) -> bool:
-    # Forward hooks expect the embedded vectors to exist; a fused call would skip them silently.
-    if _module._global_forward_hooks or _module._global_forward_pre_hooks:
+    # Hooks expect the embedded vectors to exist and to flow through each module's own call.
+    if any(getattr(_module, name, None) for name in (
+            "_global_forward_hooks", "_global_forward_pre_hooks", "_global_backward_hooks",
+            "_global_backward_pre_hooks")):
         return True
-    return any(m._forward_hooks or m._forward_pre_hooks for layer in layers for m in layer.modules())
+    return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+               for layer in layers for m in layer.modules())
+
+
+def _as_built(module) -> bool:
+    # Exactly rnnkit's class, its call not replaced on the instance: a subclass may change what
+    # the layer computes, which reading the table would silently skip.
+    from .core import Embedding
+    from .minrnn import MinGRU, MinLSTM
+    from .recurrent import Bidirectional
+
+    if "forward" in vars(module):
+        return False
+    if type(module) in (Embedding, MinGRU, MinLSTM):
+        return True
+    return type(module) is Bidirectional and all(_as_built(m) and type(m) is not Embedding
+                                                 for m in (module.forward_layer, module.backward_layer))
+
+
+def ids_fit(ids: torch.Tensor) -> bool:
+    """Whether ``ids`` can index a table on the fused path: int32/int64 on the CPU, no autocast
+    (which would turn the projected table into bfloat16)."""
+    return ids.device.type == "cpu" and ids.dtype in (torch.int32, torch.int64) and not torch.is_autocast_enabled("cpu")
 
 
 def embedded_call(embedding, layer, ids: torch.Tensor, mask: torch.Tensor | None, training):
@@ -27,12 +53,11 @@ def embedded_call(embedding, layer, ids: torch.Tensor, mask: torch.Tensor | None
 
     ``mask`` is the embedding's output mask (``ids != 0`` with ``mask_zero``), or None.
     """
-    read = getattr(layer, "reads_table", None)
-    if read is None or ids.device.type != "cpu" or _hooked(embedding, layer):
+    if not _as_built(embedding) or not _as_built(layer) or _hooked(embedding, layer):
         return None
     ids = embedding.token_ids(ids)
     table = embedding.embeddings
-    if not read(ids, table, training):
+    if not ids_fit(ids) or not layer.reads_table(ids, table, training):
         return None
     try:
         return layer.forward_on_table(ids, table, mask)

@@ -364,7 +364,9 @@ class _NativeScan(torch.autograd.Function):
         if ids is None:
             x2 = x.contiguous().view(batch * time, -1)
         else:
-            x2 = x.contiguous()
+            # a copy, as the unfused path keeps the embedded vectors and not the table: the
+            # table may then change in place before the backward (an optimizer, a padding row reset)
+            x2 = x.detach().clone(memory_format=torch.contiguous_format)
             ids = ids.reshape(-1).contiguous()
             projected = torch.mm(x2, weight.t())
         P = x.new_empty(batch, time, width)
@@ -570,9 +572,11 @@ class MinRNN(RNN):
     def reads_table(self, ids, table, training=None) -> bool:
         """Whether `forward_on_table` can stand for ``self(table[ids])`` in this call:
         the C path (float32 on the CPU, ``scan`` resolving to ``"loop"``), no input
-        dropout, and at least one step of one sequence."""
+        dropout, and a table of at most as many rows as there are ids (otherwise projecting the
+        whole table costs more than projecting the embedded vectors: large vocabularies, short
+        calls such as a generation step)."""
         training = self.training if training is None else training
-        return (ids.dim() == 2 and ids.numel() > 0 and not (training and self.dropout > 0)
+        return (ids.dim() == 2 and 0 < table.shape[0] <= ids.numel() and not (training and self.dropout > 0)
                 and self.resolved_scan(table.device) == "loop"
                 and _native_fits(table, self.weight_ih, self.bias_ih, table, None))
 

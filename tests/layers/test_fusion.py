@@ -200,3 +200,71 @@ def test_char_lm_with_dropout_embeds_while_training(table_reads):
     model.eval()
     model(ids)
     assert table_reads == {"table": 1, "vectors": 1}
+
+
+def test_autocast_runs_layer_by_layer(table_reads):
+    model = _model()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(ids_with_padding())
+    assert out.dtype == torch.bfloat16 and table_reads["table"] == 0
+
+
+def test_backward_hooks_still_fire(table_reads):
+    model = _model()
+    seen = []
+    model.layers[1].register_full_backward_hook(lambda module, grad_in, grad_out: seen.append("backward"))
+    model(ids_with_padding()).sum().backward()
+    assert seen == ["backward"] and table_reads == {"table": 0, "vectors": 1}
+
+
+def test_subclasses_and_patched_calls_are_run_as_written(table_reads):
+    class Scaled(L.Embedding):
+        def forward(self, inputs, mask=None, training=None):
+            return 3.0 * super().forward(inputs, mask, training)
+
+    torch.manual_seed(8)
+    scaled = Sequential([Scaled(40, 8, input_shape=(23,)), L.MinGRU(10), L.Dense(3)])
+    ids = ids_with_padding()
+    want = scaled.layers[2](scaled.layers[1](3.0 * scaled.layers[0].embeddings[ids]))
+    torch.testing.assert_close(scaled(ids), want)
+    model = _model()
+    model.layers[0].forward = lambda inputs, mask=None, training=None: torch.zeros(*inputs.shape, 8)
+    torch.testing.assert_close(model(ids), model.layers[2](model.layers[1](torch.zeros(5, 23, 8))))
+    assert table_reads["table"] == 0
+
+
+def test_a_table_larger_than_the_call_is_not_projected(table_reads):
+    torch.manual_seed(9)
+    model = Sequential([L.Embedding(500, 8, input_shape=(23,)), L.MinGRU(10), L.Dense(3)])
+    model(torch.randint(0, 500, (2, 23)))  # 46 ids: projecting 500 rows would cost ten times more
+    assert table_reads == {"table": 0, "vectors": 1}
+    model(torch.randint(0, 500, (25, 23)))
+    assert table_reads == {"table": 1, "vectors": 1}
+
+
+def test_table_changed_in_place_before_backward(monkeypatch):
+    """The weights' gradient uses the table as it was in the forward, as the layer-by-layer path does."""
+    def grads():
+        model = _model()
+        ids = ids_with_padding()
+        out = model(ids)
+        with torch.no_grad():
+            model.layers[0].embeddings[0].zero_()
+        out.sum().backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    got = grads()
+    unfused(monkeypatch)
+    for a, b in zip(got, grads()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_ids_of_other_integer_types_fail_as_before(monkeypatch):
+    ids = ids_with_padding().to(torch.uint8)
+    with pytest.raises(Exception) as fused_error:
+        _model()(ids)
+    unfused(monkeypatch)
+    with pytest.raises(Exception) as plain_error:
+        _model()(ids)
+    assert str(fused_error.value) == str(plain_error.value)
+    assert _model()(ids_with_padding().int()).shape == (5, 3)
