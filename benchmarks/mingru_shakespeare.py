@@ -1,12 +1,12 @@
 """MinGRU vs LSTM on tiny-shakespeare at the char level, same wall-clock budget (issue 6, third target).
 
     RNNKIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/mingru_shakespeare.py \
-        [--minutes 10] [--config NAME:CELL:LAYERS:HIDDEN:SEQ_LEN[:DROPOUT] ...] [--reuse]
+        [--minutes 10] [--config NAME:CELL:LAYERS:HIDDEN:SEQ_LEN[:DROPOUT][:residual][:ff=N][:lr=X] ...] [--reuse]
 
 Trains each configuration in turn with ``rnnkit train --level char --preset
 shakespeare-10min`` (the preset's corpus, split, optimizer and schedule; the
-configuration replaces cell, layers, hidden, sequence length and dropout between
-layers) for the same
+configuration replaces cell, layers, hidden, sequence length, dropout, and where
+given ``--residual``, ``--feed-forward N`` and ``--lr X``) for the same
 number of minutes (``--reuse``: runs already in ``--runs`` are read, not
 trained again), then reads every run's ``metrics.jsonl`` and reports, per
 configuration: training chars/s, validation loss at half time and at the end, and
@@ -31,16 +31,30 @@ DEFAULT_CONFIGS = ["lstm-1x512:lstm:1:512:64", "mingru-4x384:mingru:4:384:128", 
                    "mingru-4x384-dropout:mingru:4:384:128:0.2"]
 
 
+CONFIG_FORM = "NAME:CELL:LAYERS:HIDDEN:SEQ_LEN[:DROPOUT][:residual][:ff=N][:lr=X]"
+
+
 def parse_config(text: str) -> dict:
     try:
         name, cell, layers, hidden, seq_len, *rest = text.split(":")
-        if len(rest) > 1:
-            raise ValueError
-        return dict(name=name, cell=cell, layers=int(layers), hidden=int(hidden), seq_len=int(seq_len),
-                    dropout=float(rest[0]) if rest else 0.0)
+        cfg = dict(name=name, cell=cell, layers=int(layers), hidden=int(hidden), seq_len=int(seq_len),
+                   dropout=0.0, residual=False, feed_forward=0, lr=None)
+        if rest and rest[0].replace(".", "", 1).isdigit():
+            cfg["dropout"] = float(rest.pop(0))
+        for extra in rest:
+            key, _, value = extra.partition("=")
+            if extra == "residual":
+                cfg["residual"] = True
+            elif key == "ff" and value:
+                cfg["feed_forward"] = int(value)
+            elif key == "lr" and value:
+                cfg["lr"] = float(value)
+            else:
+                raise ValueError
+        return cfg
     except ValueError:
-        raise argparse.ArgumentTypeError(f"config {text!r}: expected NAME:CELL:LAYERS:HIDDEN:SEQ_LEN[:DROPOUT], "
-                                         "e.g. mingru-4x384:mingru:4:384:128") from None
+        raise argparse.ArgumentTypeError(f"config {text!r}: expected {CONFIG_FORM}, e.g. mingru-4x384:mingru:4:384:128 "
+                                         "or mingru-ff:mingru:4:256:128:0.2:residual:ff=2") from None
 
 
 def train(cfg: dict, minutes: float, runs: Path, threads: int) -> Path:
@@ -48,10 +62,19 @@ def train(cfg: dict, minutes: float, runs: Path, threads: int) -> Path:
     cmd = [sys.executable, "-m", "rnnkit", "train", "--level", "char", "--preset", "shakespeare-10min",
            "--cell", cfg["cell"], "--layers", str(cfg["layers"]), "--hidden", str(cfg["hidden"]),
            "--seq-len", str(cfg["seq_len"]), "--dropout", str(cfg["dropout"]), "--minutes", str(minutes), "--threads", str(threads),
-           "--out", str(out), "--overwrite", "--quiet"]
+           "--out", str(out), "--overwrite", "--quiet"] + (["--residual"] if cfg.get("residual") else [])
+    if cfg.get("feed_forward"):
+        cmd += ["--feed-forward", str(cfg["feed_forward"])]
+    if cfg.get("lr"):
+        cmd += ["--lr", str(cfg["lr"])]
     print(f"## {cfg['name']}: {' '.join(cmd[2:])} ({load()})", file=sys.stderr, flush=True)
     subprocess.run(cmd, check=True)
     return out
+
+
+def block(cfg: dict) -> str:
+    parts = (["residual"] if cfg.get("residual") else []) + ([f"ff {cfg['feed_forward']}x"] if cfg.get("feed_forward") else [])
+    return ", ".join(parts + ([f"lr {cfg['lr']:g}"] if cfg.get("lr") else [])) or "plain"
 
 
 def load() -> str:
@@ -101,7 +124,7 @@ def plot(results: dict, path: Path, target: float) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", action="append", type=parse_config,
-                    help="NAME:CELL:LAYERS:HIDDEN:SEQ_LEN (repeatable; the first is the reference). "
+                    help=f"{CONFIG_FORM} (repeatable; the first is the reference). "
                          f"Default: {' '.join(DEFAULT_CONFIGS)}")
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--threads", type=int, default=2)
@@ -120,13 +143,14 @@ def main() -> int:
     reference = next(iter(results.values()))
     target = reference["evals"][-1][1]
     half = args.minutes * 30.0
-    print("| model | seq_len | dropout | chars/s | val loss at half time | at the end | reached the reference's final loss |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | seq_len | dropout | residual, feed-forward, lr | chars/s | val loss at half time | at the end "
+          "| reached the reference's final loss |")
+    print("|---|---|---|---|---|---|---|---|")
     for name, r in results.items():
         t = reached(r["evals"], target)
         r["reached_s"] = t
         when = "—" if r is reference else ("not reached" if t is None else f"after {t / 60:.1f} min")
-        print(f"| {name} | {r['seq_len']} | {r['dropout']:g} | {r['chars_per_s']:,.0f} | {loss_at(r['evals'], half):.3f} "
+        print(f"| {name} | {r['seq_len']} | {r['dropout']:g} | {block(r)} | {r['chars_per_s']:,.0f} | {loss_at(r['evals'], half):.3f} "
               f"| {r['evals'][-1][1]:.3f} | {when} |")
     plot(results, Path(args.png), target)
     print(f"\nPlot: {args.png}; {load()} at the end")

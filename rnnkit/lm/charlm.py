@@ -24,6 +24,7 @@ from torch import nn
 
 from .. import layers
 from ..layers._dropout import Dropout
+from ..layers._fusion import ids_fit
 from ..layers._lookup import embedding_lookup
 from . import fastgen
 from .sampling import beam_search, check_sampling_args, sample_next
@@ -56,6 +57,13 @@ class CharLMConfig:
         embedding: embedding width.
         dropout: dropout rate on the embedding output, between layers and before the head.
         tie_weights: share the embedding matrix with the output layer (needs ``embedding == hidden``).
+        residual: pre-norm residual layers: every layer whose input is ``hidden`` wide (all after
+            the first; the first too when ``embedding == hidden``) computes
+            ``x + dropout(layer(LayerNorm(x)))``, and a LayerNorm precedes the head. Deep stacks of
+            MinGRU/MinLSTM learn faster this way.
+        feed_forward: with ``residual``, a position-wise feed-forward block after every layer,
+            ``x + dropout(W2 gelu(W1 LayerNorm(x)))`` with ``feed_forward * hidden`` inner units
+            (0: none). With it each layer is the block of Feng et al.'s language models.
     """
 
     vocab_size: int
@@ -65,6 +73,8 @@ class CharLMConfig:
     embedding: int = 64
     dropout: float = 0.0
     tie_weights: bool = False
+    residual: bool = False
+    feed_forward: int = 0
 
     def __post_init__(self):
         if self.cell not in CELLS:
@@ -72,6 +82,10 @@ class CharLMConfig:
         for name in ("vocab_size", "layers", "hidden", "embedding"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if int(self.feed_forward) < 0:
+            raise ValueError(f"feed_forward must be 0 or a positive integer, got {self.feed_forward!r}")
+        if self.feed_forward and not self.residual:
+            raise ValueError("feed_forward needs residual layers; turn them on (--residual) or drop --feed-forward")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.tie_weights and self.embedding != self.hidden:
@@ -118,9 +132,40 @@ class CharLM(nn.Module):
             layer.build((None, None, c.embedding if i == 0 else c.hidden))
             self.rnns.append(layer)
         self.drop = Dropout(c.dropout) if c.dropout > 0 else nn.Identity()
+        if c.residual:
+            self.norms = nn.ModuleList(nn.LayerNorm(c.hidden) if self.is_residual(i) else nn.Identity()
+                                       for i in range(c.layers))
+            self.final_norm = nn.LayerNorm(c.hidden)
+        if c.feed_forward:
+            self.feed_forwards = nn.ModuleList(
+                nn.Sequential(nn.LayerNorm(c.hidden), nn.Linear(c.hidden, c.feed_forward * c.hidden), nn.GELU(),
+                              nn.Linear(c.feed_forward * c.hidden, c.hidden))
+                for _ in range(c.layers))
         self.head = nn.Linear(c.hidden, c.vocab_size)
         if c.tie_weights:
             self.head.weight = self.embed.weight
+
+    def is_residual(self, i: int) -> bool:
+        """Whether layer ``i`` adds its output to its input (`CharLMConfig.residual`)."""
+        return self.config.residual and (i > 0 or self.config.embedding == self.config.hidden)
+
+    def _layer_output(self, i: int, x: torch.Tensor, run, drop: bool = True) -> tuple[torch.Tensor, list]:
+        """Layer ``i`` on ``x`` through ``run(layer, inputs) -> (outputs, finals)``, residual or plain
+        (``drop``: apply the model's dropout, when training)."""
+        layer, dropout = self.rnns[i], (self.drop if drop else nn.Identity())
+        if self.is_residual(i):
+            y, finals = run(layer, self.norms[i](x))
+            x = x + dropout(y)
+        else:
+            x, finals = run(layer, x)
+            # plain stacks drop out between layers; a residual stream is dropped on its branches only
+            x = x if self.config.residual else dropout(x)
+        if self.config.feed_forward:
+            x = x + dropout(self.feed_forwards[i](x))
+        return x, finals
+
+    def _head(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.final_norm(x) if self.config.residual else x)
 
     # ------------------------------------------------------------------ state
     def initial_state(self, batch: int, device=None) -> State:
@@ -146,18 +191,17 @@ class CharLM(nn.Module):
         table, first = self.embed.weight, self.rnns[0]
         # A MinGRU/MinLSTM first layer reads its gate logits from the projected embedding
         # table (rnnkit/layers/_fusion.py), unless dropout on the embedded vectors is due.
-        direct = (not (self.training and self.config.dropout > 0) and getattr(first, "reads_table", None) is not None
-                  and first.reads_table(idx, table, self.training))
+        direct = (not (self.training and self.config.dropout > 0) and not self.is_residual(0) and ids_fit(idx)
+                  and getattr(first, "reads_table", None) is not None and first.reads_table(idx, table, self.training))
         x = None if direct else self.drop(embedding_lookup(idx, table))
         new_state = []
-        for layer, layer_state in zip(self.rnns, state):
+        for i, layer_state in enumerate(state):
             if x is None:
-                x, finals = layer.run_on_table(idx, table, None, layer_state)
+                x, finals = self._layer_output(0, None, lambda layer, _: first.run_on_table(idx, table, None, layer_state))
             else:
-                x, finals = layer.run(x, None, layer_state, self.training)
+                x, finals = self._layer_output(i, x, lambda layer, inputs: layer.run(inputs, None, layer_state, self.training))
             new_state.append(finals)
-            x = self.drop(x)
-        return self.head(x), new_state
+        return self._head(x), new_state
 
     @torch.inference_mode()
     def step(self, token: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
@@ -169,21 +213,23 @@ class CharLM(nn.Module):
         _, step_op = CELLS[self.config.cell]
         x = self.embed.weight.index_select(0, token)
         new_state = []
-        for layer, layer_state in zip(self.rnns, state):
+
+        def one_step(layer, inputs):
             if step_op is None:
-                out, finals = layer.run(x.unsqueeze(1), None, layer_state, False)
-                x = out[:, 0]
-            else:
-                # The cell ops accept a missing hidden-hidden bias (rnnkit's LSTM has none).
-                weights = (layer.weight_ih, layer.weight_hh, layer.bias_ih, layer.bias_hh)
-                if len(layer_state) == 2:
-                    x, c = step_op(x, tuple(layer_state), *weights)
-                    finals = [x, c]
-                else:
-                    x = step_op(x, layer_state[0], *weights)
-                    finals = [x]
+                out, finals = layer.run(inputs.unsqueeze(1), None, layer_state, False)
+                return out[:, 0], finals
+            # The cell ops accept a missing hidden-hidden bias (rnnkit's LSTM has none).
+            weights = (layer.weight_ih, layer.weight_hh, layer.bias_ih, layer.bias_hh)
+            if len(layer_state) == 2:
+                h, c = step_op(inputs, tuple(layer_state), *weights)
+                return h, [h, c]
+            h = step_op(inputs, layer_state[0], *weights)
+            return h, [h]
+
+        for i, layer_state in enumerate(state):
+            x, finals = self._layer_output(i, x, one_step, drop=False)  # generation never drops out
             new_state.append(finals)
-        return F.linear(x, self.head.weight, self.head.bias), new_state
+        return self._head(x), new_state
 
     # ------------------------------------------------------------- generation
     @torch.inference_mode()
@@ -363,6 +409,8 @@ class PackedStep:
             raise ValueError(f"precision {precision!r} is for generation on the CPU; use fp32 on {model.head.weight.device}")
         if model.config.cell not in _CELL_MATH:
             raise ValueError(f"precision {precision!r} supports cells {', '.join(_CELL_MATH)}; use fp32 for {model.config.cell}")
+        if model.config.residual:
+            raise ValueError(f"precision {precision!r} supports plain stacks, not residual ones; use fp32")
         pack, self.linear = fastgen.PACKERS[precision]
         self.cell = model.config.cell
         self.embed = model.embed.weight.detach()

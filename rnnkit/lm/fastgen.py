@@ -57,6 +57,8 @@ def unsupported(model, precision: str = "fp32") -> str | None:
     """None when `FastLSTM` can step ``model`` at ``precision``, else why not (one line)."""
     if model.config.cell != "lstm":
         return f"the fast generation step is for LSTM cells, not {model.config.cell}"
+    if model.config.residual:
+        return "the fast generation step is for plain LSTM stacks, not residual ones"
     weight = model.head.weight
     if weight.device.type != "cpu" or weight.dtype != torch.float32:
         return f"the fast generation step needs float32 weights on the CPU, not {weight.dtype} on {weight.device}"

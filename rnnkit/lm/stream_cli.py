@@ -27,7 +27,8 @@ from .stream_train import LEVEL_DEFAULTS, PRESETS
 #: argparse dest -> engine option, for the options that map one to one.
 _OPTION_NAMES = {
     "corpus": "corpus", "level": "level", "preset": "preset", "cell": "cell", "layers": "layers",
-    "hidden": "hidden", "embedding": "embedding", "dropout": "dropout", "tie_weights": "tie_weights",
+    "hidden": "hidden", "embedding": "embedding", "dropout": "dropout", "tie_weights": "tie_weights", "residual": "residual",
+    "feed_forward": "feed_forward",
     "batch_size": "batch_size", "seq_len": "seq_len", "lr": "lr", "min_lr_ratio": "min_lr_ratio",
     "warmup": "warmup_steps", "schedule": "schedule", "weight_decay": "weight_decay", "clip": "clip",
     "steps": "steps", "epochs": "epochs", "minutes": "minutes", "eval_every": "eval_every",
@@ -71,6 +72,10 @@ def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) ->
     parser.add_argument("--dropout", type=float, help="dropout on embedding, between layers, before the head (char 0, word 0.3)")
     parser.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
                         help="share embedding and output weights (needs --embedding = --hidden; word default)")
+    parser.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
+                        help="pre-norm residual layers, x + layer(LayerNorm(x)) (helps deep MinGRU/MinLSTM stacks; default off)")
+    parser.add_argument("--feed-forward", type=non_negative_int, metavar="MULT",
+                        help="with --residual: a feed-forward block of MULT x hidden units after each layer (default 0: none)")
     parser.add_argument("--steps", type=positive_int, help="stop after this many steps, counted from the start of the run")
     parser.add_argument("--epochs", type=positive_float, help="stop after this many passes over the training text")
     parser.add_argument("--minutes", type=positive_float, help="wall-clock budget, evaluation and saving included")

@@ -281,7 +281,9 @@ def resolve_config(options: dict, saved: dict | None = None) -> tuple[CharLMConf
         options["corpus"] = corpus_key(options["corpus"])
     notes = []
     if saved is not None:
-        model, train = dict(saved["model"]), dict(saved["train"])
+        # a key added to CharLMConfig after the run started takes its default (which the run had)
+        defaults = {f.name: f.default for f in fields(CharLMConfig) if f.name != "vocab_size"}
+        model, train = {**defaults, **saved["model"]}, dict(saved["train"])
         if "corpus" in options and corpus_key(train.get("corpus", "")) == options["corpus"]:
             options["corpus"] = train["corpus"]  # a run from before paths were absolute, named as it was
         differ = [k for k in MODEL_KEYS + DATA_KEYS if k in options and options[k] != {**model, **train}.get(k)]

@@ -87,6 +87,8 @@ def test_resume_continues_and_refuses_another_architecture(trained, capsys):
     (["lm", "train", "--corpus", "no-such-corpus", "--out", "{tmp}/r", "--steps", "5"], "unknown corpus 'no-such-corpus'"),
     (["lm", "train", "--corpus", "{short}", "--out", "{tmp}/r", "--steps", "5", "--tie-weights"],
      "tie_weights needs embedding == hidden"),
+    (["lm", "train", "--corpus", "{short}", "--out", "{tmp}/r", "--steps", "5", "--feed-forward", "2"],
+     "feed_forward needs residual layers; turn them on (--residual)"),
     (["lm", "generate", "{tmp}"], "no checkpoint (expected best.safetensors"),
     (["lm", "generate", "{run}", "--temperature", "-1"], "temperature must be a finite number >= 0"),
     (["lm", "generate", "{run}", "--top-p", "1.5"], "top_p must be in (0, 1]"),
@@ -276,3 +278,21 @@ def test_beam_search_refuses_a_temperature_as_the_word_level_does(made_up_corpus
     assert main(["generate", str(run), "--length", "5", "--beam-width", "3", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["beam_width"] == 3 and result["temperature"] is None and len(result["text"]) == 5
+
+
+def test_residual_mingru_run_trains_resumes_and_generates(made_up_corpus, tmp_path, capsys):
+    run = tmp_path / "run"
+    base = ["train", "--level", "char", "--corpus", str(made_up_corpus), "--out", str(run), *TINY[:-2],
+            "--cell", "mingru", "--layers", "3", "--dropout", "0.1", "--eval-every", "10", "--quiet"]
+    assert main(base + ["--residual", "--feed-forward", "2", "--steps", "10"]) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"]["residual"] is True and config["model"]["feed_forward"] == 2
+    assert main(base + ["--steps", "20", "--resume"]) == 0
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [5, 10, 15, 20]
+    assert records[-1]["val_loss"] < records[0]["train_loss"]
+    # the architecture is part of the run: resuming it as a plain stack is refused
+    assert main(base + ["--no-residual", "--steps", "30", "--resume"]) == 2
+    assert "cannot resume" in capsys.readouterr().err
+    assert main(["generate", str(run), "--prime", "the", "--length", "40", "--seed", "1"]) == 0
+    assert len(capsys.readouterr().out.strip()) >= 40

@@ -15,17 +15,26 @@ from rnnkit.lm.stream import StreamLM
 from rnnkit.lm.streams import Vocab
 
 
-def _model(cell="lstm", vocab=13, layers=2):
+def _model(cell="lstm", vocab=13, layers=2, **config):
     torch.manual_seed(3)
-    model = CharLM(CharLMConfig(vocab_size=vocab, cell=cell, layers=layers, hidden=24, embedding=8)).eval()
+    config = {"hidden": 24, "embedding": 8, **config}
+    model = CharLM(CharLMConfig(vocab_size=vocab, cell=cell, layers=layers, **config)).eval()
     with torch.no_grad():  # sharper distributions than the initial near-uniform ones
         model.head.weight.mul_(8)
     return model
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn", "mingru", "minlstm"])
-def test_stepping_the_carried_state_equals_refeeding_the_whole_text(cell):
-    model = _model(cell)
+@pytest.mark.parametrize("cell, config", [*((c, {}) for c in ["lstm", "gru", "rnn", "mingru", "minlstm"]),
+                                          ("mingru", {"residual": True, "layers": 3}),
+                                          ("minlstm", {"residual": True, "feed_forward": 2}),
+                                          ("lstm", {"residual": True, "embedding": 24})])
+def test_stepping_the_carried_state_equals_refeeding_the_whole_text(cell, config):
+    model = _model(cell, **config)
+    if config.get("residual"):  # LayerNorms away from their identity start
+        with torch.no_grad():
+            for p in [*model.norms.parameters(), *model.final_norm.parameters(),
+                      *(model.feed_forwards.parameters() if model.config.feed_forward else [])]:
+                p.add_(torch.randn_like(p) * 0.3)
     text = torch.randint(0, 13, (60,))
     logits, state = model.prime(text[:5])
     stepped = [logits]
@@ -35,6 +44,18 @@ def test_stepping_the_carried_state_equals_refeeding_the_whole_text(cell):
     with torch.no_grad():
         full, _ = model(text[:-1].view(1, -1))
     torch.testing.assert_close(torch.stack(stepped), full[0, 4:], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("config", [{"cell": "lstm"}, {"cell": "mingru", "residual": True, "layers": 3, "feed_forward": 2}])
+def test_generation_never_drops_out(config):
+    """A model left in training mode steps as in eval mode: same seed, same text."""
+    model = _model(dropout=0.5, **config).train()
+    token, state = torch.tensor([3]), model.initial_state(1)
+    first, _ = model.step(token, state)
+    again, _ = model.step(token, state)
+    torch.testing.assert_close(first, again)
+    model.eval()
+    torch.testing.assert_close(model.step(token, state)[0], first)
 
 
 @pytest.mark.parametrize("cell, engine", [("lstm", "fast"), ("lstm", "torch"), ("gru", "auto")])
@@ -186,6 +207,12 @@ def test_engine_choice_and_fallback():
     with pytest.raises(ValueError, match="engine must be one of auto, fast, torch"):
         list(_model().generate([1], 5, engine="numpy"))
     assert isinstance(_model().fast_stepper(), fastgen.FastLSTM)
+    residual = _model(residual=True)
+    assert residual.fast_stepper() is None
+    with pytest.raises(ValueError, match="fast generation step is for plain LSTM stacks, not residual ones"):
+        list(residual.generate([1], 5, engine="fast"))
+    with pytest.raises(ValueError, match="precision 'int8' supports plain stacks, not residual ones"):
+        residual.stepper("int8")
 
 
 @pytest.mark.parametrize("bound", [0.0, 1000.0])  # 1000: exp(z - bound / T) underflows, the fallback shift is used

@@ -143,3 +143,16 @@ def test_time_budget_includes_evaluation(tmp_path, corpus):
     summary = train(run, corpus=corpus, minutes=0.05, **{**SMALL, "eval_every": 1000})
     assert summary["step"] > 0 and summary["val_loss"] is not None
     assert summary["elapsed_s"] <= 0.05 * 60 + 1.5  # stops early enough to evaluate and save in time
+
+
+def test_resume_takes_defaults_for_model_keys_added_since_the_run_started():
+    from dataclasses import asdict
+
+    from rnnkit.lm.stream_train import resolve_config
+
+    model, train, _ = resolve_config({"preset": "shakespeare-10min"})
+    saved = {"model": {k: v for k, v in model.items() if k != "residual"}, "train": asdict(train)}
+    resumed, _, _ = resolve_config({"residual": False, "steps": 5}, saved)
+    assert resumed["residual"] is False
+    with pytest.raises(ValueError, match="cannot resume: .*residual: run has False, got True"):
+        resolve_config({"residual": True, "steps": 5}, saved)
