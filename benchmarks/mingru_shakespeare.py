@@ -107,7 +107,9 @@ def plot(results: dict, path: Path, target: float) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for name, r in results.items():
         t, loss = zip(*r["evals"])
-        ax.plot([s / 60 for s in t], loss, marker="o", markersize=3, label=f"{name} ({r['chars_per_s']:,.0f} chars/s)")
+        # LSTMs thick, plain MinGRU stacks dashed, residual ones solid: the three families at a glance
+        style = dict(linewidth=2.4) if r["cell"] == "lstm" else dict(linestyle="--" if not r.get("residual") else "-")
+        ax.plot([s / 60 for s in t], loss, marker="o", markersize=3, label=f"{name} ({r['chars_per_s']:,.0f} chars/s)", **style)
     ax.axhline(target, color="grey", linestyle=":", linewidth=1, label=f"first config's final loss ({target:.3f})")
     ax.set_xlabel("wall-clock minutes (evaluation included)")
     ax.set_ylabel("validation loss (nats/char)")
