@@ -47,10 +47,12 @@ def parse_config(text: str) -> dict:
                 cfg["residual"] = True
             elif key == "ff" and value:
                 cfg["feed_forward"] = int(value)
-            elif key == "lr" and value:
+            elif key == "lr" and value and float(value) > 0:
                 cfg["lr"] = float(value)
             else:
                 raise ValueError
+        if cfg["feed_forward"] and not cfg["residual"]:  # rnnkit train would refuse it, after earlier configs ran
+            raise ValueError
         return cfg
     except ValueError:
         raise argparse.ArgumentTypeError(f"config {text!r}: expected {CONFIG_FORM}, e.g. mingru-4x384:mingru:4:384:128 "

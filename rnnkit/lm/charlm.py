@@ -1,7 +1,9 @@
 """A streaming recurrent language model over a token vocabulary (characters or words).
 
 ``Embedding -> [RNN layer] x layers -> Linear``, with dropout on every
-non-recurrent connection. The recurrent layers are rnnkit's own
+non-recurrent connection; or, with ``residual``, a residual stream that each
+layer (and each optional feed-forward block) adds to from a LayerNorm of it, as
+in transformer-style language models. The recurrent layers are rnnkit's own
 (``rnnkit.layers.LSTM``/``GRU``/``SimpleRNN``, PyTorch weight layout), run
 through their fused native op; the hidden state is an explicit value passed in
 and returned, so training can carry it across batches and generation can carry
@@ -55,7 +57,9 @@ class CharLMConfig:
         layers: stacked recurrent layers.
         hidden: units per recurrent layer.
         embedding: embedding width.
-        dropout: dropout rate on the embedding output, between layers and before the head.
+        dropout: dropout rate on the embedding output, then between layers and before the head
+            (plain stacks) or on every residual branch (``residual``: the outputs of the residual
+            layers and of the feed-forward blocks, not the stream itself).
         tie_weights: share the embedding matrix with the output layer (needs ``embedding == hidden``).
         residual: pre-norm residual layers: every layer whose input is ``hidden`` wide (all after
             the first; the first too when ``embedding == hidden``) computes
@@ -82,7 +86,7 @@ class CharLMConfig:
         for name in ("vocab_size", "layers", "hidden", "embedding"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if int(self.feed_forward) < 0:
+        if isinstance(self.feed_forward, bool) or not isinstance(self.feed_forward, int) or self.feed_forward < 0:
             raise ValueError(f"feed_forward must be 0 or a positive integer, got {self.feed_forward!r}")
         if self.feed_forward and not self.residual:
             raise ValueError("feed_forward needs residual layers; turn them on (--residual) or drop --feed-forward")

@@ -69,7 +69,8 @@ def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) ->
     parser.add_argument("--resume", nargs="?", const="last", choices=("last", "best"),
                         help="continue the run in --out from its last (default) or best checkpoint")
     parser.add_argument("--cell", choices=tuple(CELLS), help="recurrent cell (default lstm)")
-    parser.add_argument("--dropout", type=float, help="dropout on embedding, between layers, before the head (char 0, word 0.3)")
+    parser.add_argument("--dropout", type=float, help="dropout on embedding, between layers, before the head; with --residual on the embedding and "
+                        "every residual branch (char 0, word 0.3)")
     parser.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
                         help="share embedding and output weights (needs --embedding = --hidden; word default)")
     parser.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,

@@ -117,3 +117,26 @@ def test_tied_weights_need_equal_widths():
         CharLMConfig(vocab_size=5, hidden=16, embedding=8, tie_weights=True)
     model = CharLM(CharLMConfig(vocab_size=5, hidden=8, embedding=8, tie_weights=True))
     assert model.head.weight is model.embed.weight
+
+
+@pytest.mark.parametrize("feed_forward", [1.5, True, -1])
+def test_feed_forward_is_a_whole_multiple(feed_forward):
+    with pytest.raises(ValueError, match="feed_forward must be 0 or a positive integer"):
+        CharLMConfig(vocab_size=5, residual=True, feed_forward=feed_forward)
+
+
+def test_residual_layers_are_those_whose_input_is_hidden_wide():
+    narrow = CharLM(CharLMConfig(vocab_size=5, hidden=8, embedding=4, layers=3, residual=True))
+    wide = CharLM(CharLMConfig(vocab_size=5, hidden=8, embedding=8, layers=3, residual=True))
+    assert [narrow.is_residual(i) for i in range(3)] == [False, True, True]
+    assert [wide.is_residual(i) for i in range(3)] == [True, True, True]
+    # the stream's dropout is on branches only: in eval the residual stream is a plain sum
+    with torch.no_grad():
+        for layer in wide.rnns:
+            for p in layer.parameters():
+                p.zero_()
+    ids = torch.randint(0, 5, (2, 7))
+    logits, _ = wide.eval()(ids)
+    # with zero weights each LSTM branch adds h = sigmoid(0) * tanh(0) = 0: the head sees LayerNorm(embedding)
+    want = wide.head(wide.final_norm(wide.embed.weight[ids]))
+    torch.testing.assert_close(logits, want)
