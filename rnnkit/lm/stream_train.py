@@ -134,6 +134,12 @@ PRESETS = {
                               embedding=64, batch_size=32, seq_len=64, lr=4e-3, warmup_steps=50,
                               schedule="cosine", min_lr_ratio=0.05, clip=1.0, dropout=0.0, minutes=10.0,
                               eval_every=400),
+    # The same budget and schedule for the MinGRU language model that matched the LSTM there:
+    # residual MinGRU layers, each followed by a feed-forward block (benchmarks/README.md).
+    "shakespeare-10min-mingru": dict(corpus="tiny-shakespeare", level="char", cell="mingru", layers=4, hidden=256,
+                                     embedding=64, residual=True, feed_forward=2, dropout=0.1, batch_size=32,
+                                     seq_len=128, lr=4e-3, warmup_steps=50, schedule="cosine", min_lr_ratio=0.05,
+                                     clip=1.0, minutes=10.0, eval_every=400),
     # The README's main job: about two minutes on the built-in Python sources, offline.
     "stdlib-2min": dict(corpus="python-stdlib", level="char", cell="lstm", layers=1, hidden=256, embedding=64,
                         val_fraction=0.02,

@@ -156,3 +156,14 @@ def test_resume_takes_defaults_for_model_keys_added_since_the_run_started():
     assert resumed["residual"] is False
     with pytest.raises(ValueError, match="cannot resume: .*residual: run has False, got True"):
         resolve_config({"residual": True, "steps": 5}, saved)
+
+
+def test_mingru_preset_is_the_benchmarked_configuration():
+    """shakespeare-10min-mingru = shakespeare-10min with benchmarks/README.md's MinGRU row."""
+    from rnnkit.lm.stream_train import resolve_config
+
+    lstm_model, lstm_train, _ = resolve_config({"preset": "shakespeare-10min"})
+    model, train, _ = resolve_config({"preset": "shakespeare-10min-mingru"})
+    assert {k: v for k, v in model.items() if v != lstm_model.get(k)} == dict(
+        cell="mingru", layers=4, hidden=256, residual=True, feed_forward=2, dropout=0.1)
+    assert {k for k, v in vars(train).items() if v != vars(lstm_train)[k]} == {"seq_len"} and train.seq_len == 128
