@@ -306,9 +306,10 @@ class Sequential(Model):
             if mask is not None and layer.supports_masking:
                 kwargs["mask"] = mask
             y = None
-            if isinstance(layer, Embedding) and i < last and not (i + 1 == last and return_logits):
+            nxt = self._stack[i + 1] if i < last else None
+            if (isinstance(layer, Embedding) and hasattr(nxt, "reads_table")
+                    and not (i + 1 == last and return_logits)):
                 # Embedding -> MinGRU/MinLSTM: the recurrent layer reads the table's rows (layers/_fusion.py)
-                nxt = self._stack[i + 1]
                 emb_mask = layer.compute_mask(x, mask)
                 y = embedded_call(layer, nxt, x, emb_mask if nxt.supports_masking else None, training)
                 if y is not None:

@@ -16,6 +16,10 @@ from __future__ import annotations
 import torch
 from torch.nn.modules import module as _module
 
+from .core import Embedding
+from .minrnn import MinGRU, MinLSTM
+from .recurrent import Bidirectional
+
 
 def _hooked(*layers) -> bool:
     # Hooks expect the embedded vectors to exist and to flow through each module's own call.
@@ -30,10 +34,6 @@ def _hooked(*layers) -> bool:
 def _as_built(module) -> bool:
     # Exactly rnnkit's class, its call not replaced on the instance: a subclass may change what
     # the layer computes, which reading the table would silently skip.
-    from .core import Embedding
-    from .minrnn import MinGRU, MinLSTM
-    from .recurrent import Bidirectional
-
     if "forward" in vars(module):
         return False
     if type(module) in (Embedding, MinGRU, MinLSTM):

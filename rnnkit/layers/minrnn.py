@@ -598,16 +598,13 @@ class MinRNN(RNN):
         if self.go_backwards:
             ids = ids.flip(1)
             mask = None if mask is None else mask.flip(1)
-        seq, finals = self._loop(table, mask, states, False, ids=ids)
+        seq, finals = self._finish(*self._table_scan(table, ids, mask, states[0]), mask)
         if self.zero_output_for_mask and mask is not None:
             seq = seq * mask.unsqueeze(-1)
         return seq, finals
 
-    def _loop(self, x, mask, states, training, ids=None):
-        # RNN.run calls this for layers without a fused op (after dropout and go_backwards);
-        # run_on_table with an embedding table as x and the ids into it.
-        if ids is not None:
-            return self._finish(*self._table_scan(x, ids, mask, states[0]), mask)
+    def _loop(self, x, mask, states, training):
+        # RNN.run calls this for layers without a fused op (after dropout and go_backwards).
         scan = self.resolved_scan(x.device)
         if scan == "cell" or 0 in x.shape[:2]:  # no steps or no sequences: the generic loop's empty result
             return super()._loop(x, mask, states, training)

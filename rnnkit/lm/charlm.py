@@ -200,10 +200,11 @@ class CharLM(nn.Module):
         x = None if direct else self.drop(embedding_lookup(idx, table))
         new_state = []
         for i, layer_state in enumerate(state):
-            if x is None:
-                x, finals = self._layer_output(0, None, lambda layer, _: first.run_on_table(idx, table, None, layer_state))
+            if i == 0 and direct:
+                run = lambda layer, _: layer.run_on_table(idx, table, None, layer_state)  # noqa: E731
             else:
-                x, finals = self._layer_output(i, x, lambda layer, inputs: layer.run(inputs, None, layer_state, self.training))
+                run = lambda layer, inputs: layer.run(inputs, None, layer_state, self.training)  # noqa: E731
+            x, finals = self._layer_output(i, x, run)
             new_state.append(finals)
         return self._head(x), new_state
 
