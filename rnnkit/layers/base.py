@@ -34,6 +34,28 @@ def unique_name(base: str) -> str:
     return base if n == 0 else f"{base}_{n}"
 
 
+_PROBING = [0]
+
+
+class shape_probe:
+    """Context in which layers are run on stand-in tensors only to learn their output shapes
+    (a functional model built from symbolic tensors): stateful layers keep their state and
+    nothing that a real call would update (moving statistics, carried states) changes."""
+
+    def __enter__(self):
+        _PROBING[0] += 1
+        return self
+
+    def __exit__(self, *exc):
+        _PROBING[0] -= 1
+        return False
+
+
+def is_probing() -> bool:
+    """Whether the current call is a `shape_probe` run."""
+    return _PROBING[0] > 0
+
+
 def clear_session() -> None:
     """Reset the automatic layer and model name counters (``keras.backend.clear_session``)."""
     _NAME_COUNTS.clear()
