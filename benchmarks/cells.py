@@ -35,7 +35,7 @@ from pathlib import Path
 import torch
 
 import rnnkit.bench as bench
-import rnnkit.models
+import rnnkit.models.sequential
 from rnnkit.allocator import keep_freed_memory
 from rnnkit.bench.candidates import TaskShape
 from rnnkit.bench.measure import Trainer, summarize, time_side_by_side
@@ -95,12 +95,12 @@ class Unfused:
         self.inner = inner
 
     def run(self, steps: int) -> float:
-        saved = rnnkit.models.embedded_call
-        rnnkit.models.embedded_call = lambda *args: None
+        saved = rnnkit.models.sequential.embedded_call
+        rnnkit.models.sequential.embedded_call = lambda *args: None
         try:
             return self.inner.run(steps)
         finally:
-            rnnkit.models.embedded_call = saved
+            rnnkit.models.sequential.embedded_call = saved
 
 
 class Threaded:

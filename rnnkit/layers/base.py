@@ -8,6 +8,8 @@ Shapes follow Keras: tuples whose first entry is the batch size (``None``).
 from __future__ import annotations
 
 import collections
+import functools
+import inspect
 import re
 from typing import Any, Iterable, Sequence
 
@@ -68,7 +70,15 @@ def as_tensor(x, device: torch.device | None = None) -> torch.Tensor:
     else:
         a = np.asarray(x)
         if a.dtype == object:
-            raise TypeError(f"expected a numeric array, got an array of Python objects with shape {a.shape}")
+            from .symbolic import KerasTensor, flatten
+
+            if any(isinstance(v, KerasTensor) for v in flatten(list(a.ravel()))):
+                raise TypeError(
+                    "got an array of symbolic tensors (keras.Input / a layer called on one): that is the "
+                    "functional API; build keras.Model(inputs, outputs) and call model.predict(data)"
+                )
+            raise TypeError(f"expected a numeric array, got an array of Python objects with shape {a.shape} "
+                            f"(ragged lists? pad them to one length with pad_sequences)")
         if a.dtype.kind == "f":
             a = a.astype(np.float32, copy=False)
         elif a.dtype.kind in "iub":
@@ -82,6 +92,8 @@ def as_tensor(x, device: torch.device | None = None) -> torch.Tensor:
 def shape_of(x) -> Shape:
     if isinstance(x, (list, tuple)):
         return [shape_of(t) for t in x]
+    if isinstance(x, dict):
+        return {k: shape_of(t) for k, t in x.items()}
     return (None,) + tuple(x.shape[1:])
 
 
@@ -143,9 +155,18 @@ class Layer(nn.Module):
         else:
             self._batch_input_shape = None
         self.built = False
+        self._inbound_nodes: list = []  # one symbolic.Node per call on symbolic tensors
         self._trainable = bool(trainable)
         self._build_input_shape: Shape | None = None
         self._output_shape = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Keras marks a layer built once its build() has run, also when user code calls
+        # layer.build(shape) itself; weights set after that must be the ones the first call uses.
+        if "build" in cls.__dict__ and not getattr(cls.__dict__["build"], "_marks_built", False):
+            cls.build = _marking_built(cls.__dict__["build"])
+        cls._call_info = None  # the call signature, read once per class (`_signature`)
 
     # ----------------------------------------------------------------- build
     def build(self, input_shape: Shape) -> None:
@@ -155,9 +176,21 @@ class Layer(nn.Module):
         """Build (once) and record the input and output shapes."""
         if self.built:
             return
-        self.build(input_shape)
+        self.__dict__["_in_build_for"] = True
+        try:
+            self.build(input_shape)
+        finally:
+            self.__dict__["_in_build_for"] = False
+        self._finish_build(input_shape)
+
+    def _finish_build(self, input_shape) -> None:
         self._build_input_shape = input_shape
-        self._output_shape = self.compute_output_shape(input_shape)
+        self._output_shape = None
+        if _trusts_output_shape(type(self)):
+            try:
+                self._output_shape = self.compute_output_shape(input_shape)
+            except NotImplementedError:  # known from the first call instead
+                pass
         self.built = True
         if not self._trainable:  # freeze weights made by build(); never unfreeze a child
             self.trainable = False
@@ -165,33 +198,66 @@ class Layer(nn.Module):
         if device is not None:
             self.to(device)
 
-    def compute_output_shape(self, input_shape: Shape):
+    def compute_output_shape(self, input_shape):
         return input_shape
 
     def compute_mask(self, inputs, mask):
         return mask if self.supports_masking else None
 
     # ------------------------------------------------------------------ call
-    def __call__(self, inputs, *args, **kwargs):
+    def forward(self, *args, **kwargs):
+        """Keras's ``call``: layers written the Keras way define ``call``, rnnkit's own ``forward``."""
+        call = type(self).__dict__.get("call") or getattr(type(self), "call", None)
+        if call is None or call is Layer.call:
+            raise NotImplementedError(f"layer {self.name!r} ({type(self).__name__}) defines neither call() nor forward()")
+        return call(self, *args, **kwargs)
+
+    def call(self, *args, **kwargs):  # pragma: no cover - overridden by Keras-style layers
+        raise NotImplementedError
+
+    def __call__(self, *args, **kwargs):
+        if not args:
+            if "inputs" not in kwargs:
+                raise TypeError(f"layer {self.name!r} ({type(self).__name__}) was called without inputs")
+            args = (kwargs.pop("inputs"),)
+        inputs, rest = args[0], args[1:]
+        from .symbolic import any_symbolic
+
+        if any_symbolic(inputs, rest, kwargs):
+            from .functional_call import symbolic_call
+
+            return symbolic_call(self, inputs, rest, kwargs)
         device = self._param_device()
         if isinstance(inputs, (list, tuple)):
             inputs = [self._cast_input(as_tensor(t, device)) for t in inputs]
+        elif isinstance(inputs, dict):
+            inputs = {k: self._cast_input(as_tensor(t, device)) for k, t in inputs.items()}
         else:
             inputs = self._cast_input(as_tensor(inputs, device))
         if not self.built:
             self.build_for(shape_of(inputs))
             self._param_device()  # now that the weights exist: their dtype, for the cast below
-            inputs = [self._cast_input(t) for t in inputs] if isinstance(inputs, list) else self._cast_input(inputs)
+            if isinstance(inputs, list):
+                inputs = [self._cast_input(t) for t in inputs]
+            elif isinstance(inputs, torch.Tensor):
+                inputs = self._cast_input(inputs)
         elif isinstance(inputs, torch.Tensor):
             self._check_input(inputs)
+        rest = tuple(as_tensor(a, device) if isinstance(a, np.ndarray) else a for a in rest)
         mask = kwargs.get("mask")
         if mask is not None:
             first = inputs[0] if isinstance(inputs, list) else inputs
+            if isinstance(first, dict):
+                first = next(iter(first.values()))
             if isinstance(mask, (list, tuple)):
                 kwargs["mask"] = [None if m is None else as_tensor(m, first.device).bool() for m in mask]
+            elif isinstance(mask, dict):
+                kwargs["mask"] = {k: None if m is None else as_tensor(m, first.device).bool() for k, m in mask.items()}
             else:
                 kwargs["mask"] = as_tensor(mask, first.device).bool()
-        return super().__call__(inputs, *args, **kwargs)
+        from .functional_call import eager_call
+
+        return eager_call(self, inputs, rest, kwargs)
 
     def _check_input(self, x: torch.Tensor) -> None:
         self._check_shape(tuple(x.shape))
@@ -249,7 +315,8 @@ class Layer(nn.Module):
     def trainable(self, value: bool) -> None:
         self._trainable = bool(value)
         for p in self.parameters():
-            p.requires_grad_(self._trainable)
+            # a weight made non-trainable (moving statistics, add_weight(trainable=False)) stays so
+            p.requires_grad_(self._trainable and not getattr(p, "untrainable", False))
 
     @property
     def weights(self) -> list[torch.Tensor]:
@@ -276,14 +343,101 @@ class Layer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def keras_weight_tensors(self) -> list[torch.Tensor]:
-        """Weights as tensors in Keras's order and layout. Default: own parameters as stored."""
-        return [p for p in self.parameters()]
+        """Weights as tensors in Keras's order and layout. Default, as Keras orders them: this
+        layer's own weights (those created trainable first), then each sublayer's, in the order
+        they were assigned."""
+        return [w for part in self._weight_parts() for w in part[1]]
 
     def load_keras_weight_tensors(self, arrays: list[np.ndarray]) -> None:
         """Inverse of ``keras_weight_tensors``: copy Keras-layout arrays into the parameters."""
-        targets = list(self.parameters())
-        for p, a in zip(targets, arrays):
-            p.data.copy_(torch.as_tensor(a, dtype=p.dtype))
+        i = 0
+        for owner, ws in self._weight_parts():
+            if owner is None:
+                for p, a in zip(ws, arrays[i : i + len(ws)]):
+                    p.data.copy_(torch.as_tensor(np.asarray(a), dtype=p.dtype))
+            else:
+                owner.load_keras_weight_tensors(arrays[i : i + len(ws)])
+            i += len(ws)
+
+    def _weight_parts(self) -> list:
+        """``[(None, own parameters), (sublayer, its Keras weights), ...]``."""
+        own = list(dict.fromkeys(p for p in self._parameters.values() if p is not None))
+        own = ([p for p in own if not getattr(p, "untrainable", False)]
+               + [p for p in own if getattr(p, "untrainable", False)])
+        parts = [(None, own)]
+        seen = {id(p) for p in own}
+
+        def walk(module):
+            for child in module.children():
+                if isinstance(child, Layer):
+                    ws = child.keras_weight_tensors()
+                    if ws and not all(id(w) in seen for w in ws):
+                        parts.append((child, ws))
+                        seen.update(id(w) for w in ws)
+                    for p in child.parameters():
+                        seen.add(id(p))
+                else:
+                    own_params = [p for p in child._parameters.values() if p is not None and id(p) not in seen]
+                    if own_params:
+                        parts.append((None, own_params))
+                        seen.update(id(p) for p in own_params)
+                    walk(child)
+
+        walk(self)
+        return parts
+
+    def add_weight(self, *args, shape=None, initializer=None, dtype=None, trainable=True, autocast=True,
+                   regularizer=None, constraint=None, aggregation="none", overwrite_with_gradient=False,
+                   name=None):
+        """Create a weight of ``shape`` owned by this layer, as Keras's ``Layer.add_weight``.
+
+        ``initializer``: a name (``"glorot_uniform"``, ``"zeros"``...), an initializer or a callable
+        ``(shape) -> array`` (default ``glorot_uniform``; ``zeros`` for integer weights);
+        ``regularizer`` adds its penalty to the training loss; ``trainable=False`` makes a weight the
+        optimizer leaves alone (such weights come after the trainable ones in ``get_weights()``).
+        Returns the ``torch.nn.Parameter``; assign it to an attribute as Keras code does.
+        """
+        if args:
+            if len(args) > 3:
+                raise TypeError(f"add_weight() takes at most 3 positional arguments, got {len(args)}")
+            if isinstance(args[0], str):
+                raise ValueError(f"add_weight: name must be passed as a keyword argument; got "
+                                 f"add_weight({args[0]!r}, ...): use add_weight(shape=..., name={args[0]!r})")
+            given = dict(zip(("shape", "initializer", "dtype"), args))
+            shape = given.get("shape", shape)
+            initializer = given.get("initializer", initializer)
+            dtype = given.get("dtype", dtype)
+        for arg, value, default in (("constraint", constraint, None), ("aggregation", aggregation, "none"),
+                                    ("overwrite_with_gradient", overwrite_with_gradient, False),
+                                    ("autocast", autocast, True)):
+            if value != default and value is not default:
+                raise ValueError(f"add_weight: {arg}={value!r} is not supported by rnnkit (only the default "
+                                 f"{default!r})")
+        from .. import initializers, regularizers
+        from .symbolic import torch_dtype
+
+        shape = () if shape is None else tuple(int(d) for d in shape)
+        tdtype = torch_dtype(dtype or "float32")
+        if initializer is None:
+            initializer = "glorot_uniform" if tdtype.is_floating_point else "zeros"
+        init = initializers.get(initializer)
+        values = torch.as_tensor(np.asarray(init(shape)) if not isinstance(init(shape), torch.Tensor) else init(shape))
+        values = values.to(tdtype).reshape(shape).clone()
+        trainable = bool(trainable) and tdtype.is_floating_point
+        param = nn.Parameter(values, requires_grad=trainable and self._trainable)
+        base = re.sub(r"\W", "_", name or "variable") or "variable"
+        key, n = base, 1
+        while key in self._parameters or key in self.__dict__ or key in self._modules:
+            key, n = f"{base}_{n}", n + 1
+        self.register_parameter(key, param)
+        if not trainable:
+            param.untrainable = True  # Keras lists it after the trainable weights; never unfrozen
+        if regularizer is not None:
+            if "_regularizers" not in self.__dict__:
+                self._regularizers = []
+            self._regularizers.append((key, regularizers.get(regularizer)))
+        self.__dict__.pop("_device_cache", None)
+        return param
 
     def get_weights(self) -> list[np.ndarray]:
         """The weights as NumPy arrays, in Keras's shapes and order."""
@@ -322,6 +476,10 @@ class Layer(nn.Module):
                 continue
             term = reg(w)
             total = term if total is None else total + term
+        for layer in sublayers(self):  # a custom layer's or model's own layers (Keras sums them too)
+            term = layer.regularization_loss()
+            if term is not None:
+                total = term if total is None else total + term
         return total
 
     # ----------------------------------------------------------------- shape
@@ -347,7 +505,29 @@ class Layer(nn.Module):
         if name in ("input_shape", "output_shape"):
             raise AttributeError(_NO_SHAPE.format(name=self.__dict__.get("name", type(self).__name__),
                                                   what=name.split("_")[0]))
+        if name in ("input", "output") and "_inbound_nodes" in self.__dict__:
+            self._only_node(name)  # raises the reason
         return super().__getattr__(name)
+
+    @property
+    def input(self):
+        """The symbolic input(s) of this layer's one call in a functional graph (Keras's ``layer.input``)."""
+        return self._only_node("input").args[0]
+
+    @property
+    def output(self):
+        """The symbolic output(s) of this layer's one call in a functional graph (Keras's ``layer.output``)."""
+        return self._only_node("output").outputs
+
+    def _only_node(self, what: str):
+        nodes = self.__dict__.get("_inbound_nodes") or []
+        if not nodes:
+            raise AttributeError(f"layer {self.name!r} has no {what}: it has not been called on a symbolic "
+                                 f"tensor (keras.Input) in a functional model")
+        if len(nodes) > 1:
+            raise AttributeError(f"layer {self.name!r} has been called {len(nodes)} times (a shared layer), so it "
+                                 f"has no single {what}; use the tensors its calls returned")
+        return nodes[0]
 
     # ---------------------------------------------------------------- config
     def get_config(self) -> dict:
@@ -363,3 +543,57 @@ class Layer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
+
+
+def sublayers(module: nn.Module) -> list[Layer]:
+    """The layers directly inside ``module`` (through plain containers such as ``nn.ModuleList``),
+    in the order they were assigned: Keras's tracked sublayers."""
+    out = []
+    for child in module.children():
+        if isinstance(child, Layer):
+            out.append(child)
+        else:
+            out.extend(sublayers(child))
+    return out
+
+
+def _marking_built(build):
+    @functools.wraps(build)
+    def wrapper(self, input_shape=None, *args, **kwargs):
+        if self.__dict__.get("_in_build_for") or self.__dict__.get("_in_user_build"):
+            return build(self, input_shape, *args, **kwargs)
+        self.__dict__["_in_user_build"] = True
+        try:
+            result = build(self, input_shape, *args, **kwargs)
+        finally:
+            self.__dict__["_in_user_build"] = False
+        if input_shape is not None and not build.__module__.startswith("rnnkit.models"):
+            self._finish_build(_as_shape(input_shape))
+        return result
+
+    wrapper._marks_built = True
+    return wrapper
+
+
+def _as_shape(shape):
+    if isinstance(shape, dict):
+        return {k: _as_shape(v) for k, v in shape.items()}
+    if isinstance(shape, (list, tuple)) and shape and all(isinstance(s, (list, tuple)) for s in shape):
+        return [tuple(s) for s in shape]
+    return tuple(shape)
+
+
+@functools.lru_cache(maxsize=None)
+def _trusts_output_shape(cls) -> bool:
+    """Whether ``cls.compute_output_shape`` describes its outputs: a class (other than Layer)
+    defines it, or it is one of rnnkit's own layers, whose shape-keeping default is right.
+    A user's layer without one has its output shape read from a run instead (as Keras traces)."""
+    for klass in cls.__mro__:
+        if klass is Layer:
+            break
+        if "compute_output_shape" in klass.__dict__:
+            return True
+    return cls.__module__.startswith("rnnkit.") and not cls.__module__.startswith("rnnkit.models")
+
+
+Layer.build = _marking_built(Layer.build)

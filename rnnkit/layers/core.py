@@ -23,7 +23,10 @@ class InputLayer(Layer):
         dtype: ``"float32"`` or ``"int64"``/``"int32"`` (token ids).
     """
 
-    def __init__(self, shape=None, batch_size=None, dtype="float32", name=None, batch_shape=None, **kw):
+    def __init__(self, shape=None, batch_size=None, dtype="float32", name=None, batch_shape=None, sparse=False,
+                 ragged=False, **kw):
+        if sparse or ragged:
+            raise ValueError(f"InputLayer: {'sparse' if sparse else 'ragged'}=True is not supported by rnnkit")
         if batch_shape is not None:
             batch_shape = tuple(batch_shape)
         elif shape is not None:
@@ -36,9 +39,22 @@ class InputLayer(Layer):
         self._build_input_shape = batch_shape
         self._output_shape = batch_shape
 
+    preserves_dtype = True
+
     @property
     def shape(self):
         return self._batch_input_shape
+
+    def symbolic_output(self):
+        """The symbolic tensor this input stands for (made once: `Input` returns it)."""
+        from .symbolic import KerasTensor, Node
+
+        if not self._inbound_nodes:
+            t = KerasTensor(self._batch_input_shape, self.input_dtype, name=self.name)
+            node = Node(self, (), {}, t)
+            t.node = node
+            self._inbound_nodes.append(node)
+        return self._inbound_nodes[0].outputs
 
     def forward(self, inputs, mask=None, training=None):
         return inputs
@@ -47,9 +63,21 @@ class InputLayer(Layer):
         return {"name": self.name, "batch_shape": list(self._batch_input_shape), "dtype": self.input_dtype}
 
 
-def Input(shape=None, batch_size=None, dtype="float32", name=None, batch_shape=None) -> InputLayer:
-    """A model input of ``shape`` (one sample, no batch axis), as ``keras.Input``."""
-    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape)
+def Input(shape=None, batch_size=None, dtype="float32", name=None, batch_shape=None, sparse=False, **kwargs):
+    """A symbolic model input of ``shape`` (one sample, no batch axis), as ``keras.Input``: call
+    layers on it to build a functional model, or put it first in a ``Sequential``.
+
+    ``batch_shape`` (batch axis first) fixes the batch size, as stateful layers need."""
+    if sparse:
+        raise ValueError("Input: sparse=True is not supported by rnnkit")
+    for arg in ("tensor", "ragged", "optional"):
+        if kwargs.get(arg):
+            raise ValueError(f"Input: {arg}= is not supported by rnnkit")
+        kwargs.pop(arg, None)
+    if kwargs:
+        raise TypeError(f"Input() got unexpected argument(s): {', '.join(sorted(kwargs))}")
+    layer = InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, name=name, batch_shape=batch_shape)
+    return layer.symbolic_output()
 
 
 class Dense(Layer):

@@ -24,5 +24,12 @@ def serialize_layer(layer: Layer) -> dict:
     return {"class_name": type(layer).__name__, "config": layer.get_config()}
 
 
-def deserialize_layer(spec: dict) -> Layer:
-    return get_class(spec["class_name"]).from_config(dict(spec["config"]))
+def deserialize_layer(spec: dict, custom_objects: dict | None = None) -> Layer:
+    """A layer from ``{"class_name", "config"}``; ``custom_objects`` maps names to classes (and to
+    the functions ``Lambda`` layers wrap) that this process defines."""
+    name = spec["class_name"]
+    cls = (custom_objects or {}).get(name) or get_class(name)
+    config = dict(spec["config"])
+    if custom_objects and "custom_objects" in getattr(cls.from_config, "__code__", type("", (), {"co_varnames": ()})).co_varnames:
+        return cls.from_config(config, custom_objects=custom_objects)
+    return cls.from_config(config)

@@ -53,10 +53,37 @@ class ModelFileError(ValueError):
 
 def _model_tensors(model) -> dict[str, torch.Tensor]:
     tensors = {}
+    for pname, p in model._parameters.items():  # a subclassed model's own add_weight()s
+        if p is not None:
+            tensors[f"./{pname}"] = p.detach().cpu().contiguous()
     for layer in model.layers:
         for pname, p in layer.named_parameters():
             tensors[f"{layer.name}/{pname}"] = p.detach().cpu().contiguous()
     return tensors
+
+
+def _layer_list(model) -> list:
+    """``[[name, class name], ...]`` of the model's layers in order: lets a weights file load into the
+    same architecture rebuilt under other automatic names (Keras matches weights by position too)."""
+    return [[layer.name, type(layer).__name__] for layer in model.layers]
+
+
+def _rename_by_position(model, tensors: dict, metadata: dict) -> dict:
+    """The file's tensors renamed to ``model``'s layer names when the file's layers are the same
+    classes in the same order under other names; ``tensors`` unchanged otherwise."""
+    try:
+        saved = json.loads(metadata.get("layers", "null"))
+    except json.JSONDecodeError:
+        return tensors
+    ours = _layer_list(model)
+    if not isinstance(saved, list) or [c for _, c in saved] != [c for _, c in ours]:
+        return tensors
+    rename = {old: new for (old, _), (new, _) in zip(saved, ours)}
+    out = {}
+    for key, t in tensors.items():
+        layer, _, rest = key.partition("/")
+        out[f"{rename.get(layer, layer)}/{rest}"] = t
+    return out
 
 
 def split_optimizer_state(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -91,6 +118,7 @@ def save_model(model, filepath, include_optimizer: bool = True, overwrite: bool 
     metadata = {
         "rnnkit_format": FORMAT,
         "model_config": json.dumps({"class_name": type(model).__name__, "config": model.get_config()}),
+        "layers": json.dumps(_layer_list(model)),
     }
     state = model.compiled
     if state is not None:
@@ -164,17 +192,16 @@ def _upgrade_format_1(model, tensors: dict) -> dict:
     return tensors
 
 
-def load_native(path, compile: bool = True):
-    from ..layers.registry import get_class
-    from ..models import Sequential
+def load_native(path, compile: bool = True, custom_objects=None):
+    from ..layers.registry import deserialize_layer
+    from .. import models  # noqa: F401  (registers the model classes)
 
     tensors, metadata = read_file(path)
     try:
         spec = json.loads(metadata["model_config"])
-        cls = Sequential if spec["class_name"] == "Sequential" else get_class(spec["class_name"])
-        model = cls.from_config(spec["config"])
-    except (KeyError, json.JSONDecodeError, TypeError) as exc:
-        raise ModelFileError(f"{path}: model config is unreadable ({exc})") from None
+        model = deserialize_layer(spec, custom_objects=custom_objects)
+    except (KeyError, json.JSONDecodeError, TypeError, AttributeError) as exc:
+        raise ModelFileError(f"{path}: model config is unreadable ({exc!r})") from None
     if metadata["rnnkit_format"] == FORMAT_1:
         tensors = _upgrade_format_1(model, tensors)
     _load_tensors(model, {k: v for k, v in tensors.items() if not k.startswith("optimizer/")}, path)
@@ -199,6 +226,7 @@ def _load_tensors(model, tensors: dict, path) -> None:
             f"{path}: weights do not match the model (missing: {missing[:5]}, unexpected: {unexpected[:5]})"
         )
     params = {f"{layer.name}/{n}": p for layer in model.layers for n, p in layer.named_parameters()}
+    params.update({f"./{n}": p for n, p in model._parameters.items() if p is not None})
     with torch.no_grad():
         for name, p in params.items():
             t = tensors[name]
@@ -208,7 +236,10 @@ def _load_tensors(model, tensors: dict, path) -> None:
 
 
 def save_weights(model, filepath) -> None:
-    atomic_write_bytes(Path(filepath), _to_bytes(_model_tensors(model), {"rnnkit_format": FORMAT + "+weights"}))
+    if not model.built:
+        raise ValueError(f"model {model.name!r} is not built yet, so it has no weights to save")
+    atomic_write_bytes(Path(filepath), _to_bytes(_model_tensors(model), {"rnnkit_format": FORMAT + "+weights",
+                                                                        "layers": json.dumps(_layer_list(model))}))
 
 
 def load_weights(model, filepath) -> None:
@@ -221,6 +252,8 @@ def load_weights(model, filepath) -> None:
     tensors = {k: v for k, v in tensors.items() if not k.startswith("optimizer/")}
     if fmt.startswith(FORMAT_1):
         tensors = _upgrade_format_1(model, tensors)
+    if set(tensors) != set(_model_tensors(model)):
+        tensors = _rename_by_position(model, tensors, metadata)
     _load_tensors(model, tensors, filepath)
 
 
@@ -240,9 +273,9 @@ def load_model(filepath, compile: bool = True, custom_objects=None):
         return load_keras_file(path, compile=compile)
     if path.suffix in (".keras", ".h5", ".hdf5") and path.is_file():
         try:
-            return load_native(path, compile=compile)
+            return load_native(path, compile=compile, custom_objects=custom_objects)
         except ModelFileError:
             raise ModelFileError(
                 f"{path}: neither a Keras 3 .keras archive, an HDF5 .h5 file nor an rnnkit model file"
             ) from None
-    return load_native(path, compile=compile)
+    return load_native(path, compile=compile, custom_objects=custom_objects)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import rnnkit
-import rnnkit.models
+import rnnkit.models.sequential
 from rnnkit import layers as L
 from rnnkit.layers import minrnn
 from rnnkit.lm.charlm import CharLM, CharLMConfig
@@ -35,7 +35,7 @@ def table_reads(monkeypatch):
 
 
 def unfused(monkeypatch):
-    monkeypatch.setattr(rnnkit.models, "embedded_call", lambda *args: None)
+    monkeypatch.setattr(rnnkit.models.sequential, "embedded_call", lambda *args: None)
 
 
 def run(model, ids):

@@ -1,10 +1,6 @@
-"""Models: ``Sequential`` (a stack of layers) with Keras's ``summary``, training and saving API.
-
-``Model`` holds what every model shares (compile / fit / evaluate / predict,
-save, summary); ``Sequential`` adds the stack: shape inference at construction,
-mask propagation from layer to layer, and the final-activation shortcut that
-lets cross-entropy losses work on logits.
-"""
+"""``Sequential``: a stack of layers, with shape inference at construction, mask propagation
+from layer to layer, and the final-activation shortcut that lets cross-entropy losses work on
+logits."""
 from __future__ import annotations
 
 from typing import Callable, Iterable, Sequence
@@ -13,136 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .layers.base import Layer, format_shape, unique_name
-from .layers._fusion import embedded_call
-from .layers.core import Embedding, InputLayer
-from .layers.registry import deserialize_layer, serialize_layer
-
-
-class Model(Layer):
-    """Base of rnnkit models: a Layer that can be compiled, trained, evaluated and saved."""
-
-    def __init__(self, name: str | None = None, **kwargs):
-        super().__init__(name=name or unique_name("model"), **kwargs)
-        self.compiled = None  # set by compile(): a training.CompiledState
-        self.stop_training = False
-
-    # ------------------------------------------------------------- training
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, device="auto", precision="fp32", **kwargs):
-        """Configure training, as ``keras.Model.compile``.
-
-        Args:
-            optimizer: name (``"adam"``, ``"sgd"``, ``"rmsprop"``, ``"adagrad"``, ``"adamw"``),
-                an ``rnnkit.optimizers`` object, or a ``torch.optim.Optimizer`` class/instance.
-            loss: name (``"categorical_crossentropy"``, ``"sparse_categorical_crossentropy"``,
-                ``"binary_crossentropy"``, ``"mse"``, ``"mae"``) or a loss object/callable.
-            metrics: list of names (``"accuracy"``, ...) or metric objects.
-            device: ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``.
-            precision: ``"fp32"``, ``"bf16"`` (autocast) or ``"fp16"`` (autocast + gradient scaling on CUDA).
-        """
-        from .training.compile import compile_model
-
-        compile_model(self, optimizer=optimizer, loss=loss, metrics=metrics, device=device,
-                      precision=precision, **kwargs)
-
-    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
-            sample_weight=None, initial_epoch=0, steps_per_epoch=None, **kwargs):
-        """Train for ``epochs`` passes over ``(x, y)``; returns a ``History``.
-
-        As ``keras.Model.fit``: ``validation_split`` takes the *last* fraction of the
-        samples before shuffling; ``validation_data=(x_val, y_val)`` or ``(x_val, y_val,
-        sample_weight_val)``; ``callbacks`` get Keras's hooks. ``sample_weight`` (``(n,)``, or
-        ``(n, steps)`` for sequence outputs) or ``class_weight`` (``{class: weight}``) weight
-        the loss, ``sum(loss * weight) / count`` as in Keras; metrics stay unweighted, as
-        Keras's ``metrics`` are. Progress: a bar per epoch (loss, metrics, samples/s, ETA)
-        on a terminal, one line per epoch otherwise (``verbose=2``); 0 is silent.
-        """
-        from .training.loop import fit
-
-        return fit(self, x, y, batch_size=batch_size, epochs=epochs, verbose=verbose, callbacks=callbacks,
-                   validation_split=validation_split, validation_data=validation_data, shuffle=shuffle,
-                   class_weight=class_weight, sample_weight=sample_weight, initial_epoch=initial_epoch,
-                   steps_per_epoch=steps_per_epoch, **kwargs)
-
-    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None, steps=None,
-                 return_dict=False, **kwargs):
-        """Loss (and metrics) on ``(x, y)``: a float, a list ``[loss, *metrics]`` or a dict;
-        ``sample_weight`` weights the loss as in `fit`; ``steps`` stops after that many batches."""
-        from .training.loop import evaluate
-
-        return evaluate(self, x, y, batch_size=batch_size, verbose=verbose, sample_weight=sample_weight,
-                        steps=steps, return_dict=return_dict, **kwargs)
-
-    def predict(self, x, batch_size=None, verbose=0, steps=None, **kwargs) -> np.ndarray:
-        """Model outputs for ``x`` as a NumPy array, computed in inference mode in batches
-        (only the first ``steps`` batches when given)."""
-        from .training.loop import predict
-
-        return predict(self, x, batch_size=batch_size, verbose=verbose, steps=steps, **kwargs)
-
-    def predict_on_batch(self, x) -> np.ndarray:
-        return self.predict(x, batch_size=len(x))
-
-    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
-        """One optimizer step on ``(x, y)``. Returns the loss (weighted as in `fit`) when the
-        model has no metrics, else ``[loss, *metrics]`` over this batch (a dict with
-        ``return_dict``), as Keras does."""
-        from .training.loop import train_on_batch
-
-        return train_on_batch(self, x, y, sample_weight=sample_weight, class_weight=class_weight,
-                              return_dict=return_dict)
-
-    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
-        """Loss (and metrics) on one batch in inference mode, as `train_on_batch` returns them."""
-        from .training.loop import test_on_batch
-
-        return test_on_batch(self, x, y, sample_weight=sample_weight, return_dict=return_dict)
-
-    @property
-    def optimizer(self):
-        return None if self.compiled is None else self.compiled.optimizer
-
-    @property
-    def device(self) -> torch.device:
-        return self._param_device() or torch.device("cpu")
-
-    def to(self, *args, **kwargs):
-        out = super().to(*args, **kwargs)
-        for p in self.parameters():
-            self._device_hint = p.device
-            break
-        else:
-            device = torch._C._nn._parse_to(*args, **kwargs)[0]
-            if device is not None:
-                self._device_hint = device
-        return out
-
-    # -------------------------------------------------------------- saving
-    def save(self, filepath, include_optimizer: bool = True, overwrite: bool = True) -> None:
-        """Write config (JSON) and weights (+ optimizer state) to one safetensors file, atomically."""
-        from .saving.native import save_model
-
-        save_model(self, filepath, include_optimizer=include_optimizer, overwrite=overwrite)
-
-    def save_weights(self, filepath) -> None:
-        from .saving.native import save_weights
-
-        save_weights(self, filepath)
-
-    def load_weights(self, filepath) -> None:
-        from .saving.native import load_weights
-
-        load_weights(self, filepath)
-
-    def regularization_loss(self):
-        terms = [t for t in (layer.regularization_loss() for layer in self.layers) if t is not None]
-        return sum(terms) if terms else None
-
-    @property
-    def losses(self) -> list[torch.Tensor]:
-        r = self.regularization_loss()
-        return [] if r is None else [r]
+from ..layers.base import Layer, format_shape, unique_name
+from ..layers._fusion import embedded_call
+from ..layers.core import Embedding, InputLayer
+from ..layers.registry import deserialize_layer, serialize_layer
+from .model import Model
 
 
 class Sequential(Model):
@@ -178,6 +49,13 @@ class Sequential(Model):
 
     def add(self, layer: Layer) -> None:
         """Append ``layer``; builds it at once when the input shape is known."""
+        from ..layers.symbolic import KerasTensor
+
+        if isinstance(layer, KerasTensor):  # keras.Input(...) first in the list
+            if not isinstance(layer.layer, InputLayer):
+                raise TypeError(f"model {self.name!r}: Sequential takes layers (and one keras.Input first), got "
+                                f"the symbolic output of layer {layer.layer.name!r}")
+            layer = layer.layer
         if isinstance(layer, InputLayer):
             if len(self._stack) or self._input_layer is not None:
                 raise ValueError(f"model {self.name!r}: an Input can only be the first element of a Sequential")
@@ -357,60 +235,6 @@ class Sequential(Model):
             )
         return sum(layer.count_params() for layer in self._stack)
 
-    # ------------------------------------------------------------- summary
-    def summary(self, line_length: int | None = None, positions: Sequence[float] | None = None,
-                print_fn: Callable[[str], None] | None = None) -> None:
-        """Print the layer table in the classic tf.keras (2.3-2.6) layout.
-
-        Args:
-            line_length: total width (default 65).
-            positions: right edge of each column, as fractions of ``line_length`` or
-                absolute (default ``[.45, .85, 1.]``, i.e. 29, 55, 65).
-            print_fn: called with each line (default ``print``).
-        """
-        if not self.built:
-            raise ValueError(
-                "This model has not yet been built. Build the model first by calling `build()` or "
-                "calling `fit()` with some data, or specify an `input_shape` argument in the first "
-                "layer(s) for automatic build."
-            )
-        print_fn = print_fn or print
-        line_length = line_length or 65
-        positions = list(positions or [0.45, 0.85, 1.0])
-        if positions[-1] <= 1:
-            positions = [int(line_length * p) for p in positions]
-
-        def row(fields):
-            line = ""
-            for i, field in enumerate(fields):
-                if i > 0:
-                    line = line[:-1] + " "
-                line += str(field)
-                line = line[: positions[i]]
-                line += " " * (positions[i] - len(line))
-            print_fn(line)
-
-        print_fn(f'Model: "{self.name}"')
-        print_fn("_" * line_length)
-        row(["Layer (type)", "Output Shape", "Param #"])
-        print_fn("=" * line_length)
-        for i, layer in enumerate(self._stack):
-            shape = layer.output_shape
-            shape_text = format_shape(shape) if not isinstance(shape, list) else str([tuple(s) for s in shape])
-            row([f"{layer.name} ({type(layer).__name__})", shape_text, layer.count_params()])
-            print_fn("=" * line_length if i == len(self._stack) - 1 else "_" * line_length)
-        total = self.count_params()
-        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        print_fn(f"Total params: {total:,}")
-        print_fn(f"Trainable params: {trainable:,}")
-        print_fn(f"Non-trainable params: {total - trainable:,}")
-        print_fn("_" * line_length)
-
-    def summary_text(self, **kwargs) -> str:
-        lines: list[str] = []
-        self.summary(print_fn=lines.append, **kwargs)
-        return "\n".join(lines)
-
     # -------------------------------------------------------------- config
     def get_config(self) -> dict:
         layers = []
@@ -423,10 +247,10 @@ class Sequential(Model):
         return cfg
 
     @classmethod
-    def from_config(cls, config: dict) -> "Sequential":
+    def from_config(cls, config: dict, custom_objects=None) -> "Sequential":
         model = cls(name=config.get("name"))
         for spec in config["layers"]:
-            model.add(deserialize_layer(spec))
+            model.add(deserialize_layer(spec, custom_objects=custom_objects))
         if not model.built and config.get("build_input_shape"):
             model.build_for(tuple(config["build_input_shape"]))
         return model

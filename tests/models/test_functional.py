@@ -1,0 +1,358 @@
+"""Functional models (``keras.Model(inputs, outputs)``) against real Keras 3's numbers.
+
+Fixtures: tests/fixtures/keras/functional/ (made by make_functional_fixtures.py): the same
+architectures built in Keras, their ``get_weights()`` and outputs. rnnkit builds each one with
+``import rnnkit.keras as keras``, takes Keras's weight list as is, and must predict the same.
+"""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import rnnkit.keras as keras
+from rnnkit.keras import layers as L
+
+from ..conftest import FIXTURES
+
+HERE = FIXTURES / "keras" / "functional"
+CASES = json.loads((HERE / "functional.json").read_text())["cases"]
+
+
+def load(name):
+    data = np.load(HERE / f"{name}.npz")
+    pick = lambda p: [data[f"{p}{i}"] for i in range(sum(1 for k in data.files if k.startswith(p)))]  # noqa: E731
+    return pick("x"), pick("w"), pick("y")
+
+
+def call(model, x):
+    """A direct inference call, its outputs as NumPy (list/dict structure kept)."""
+    out = model(x)
+    if isinstance(out, dict):
+        return {k: np.asarray(v) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return [np.asarray(v) for v in out]
+    return np.asarray(out)
+
+
+def check_against_keras(name, model, feed=None):
+    xs, ws, ys = load(name)
+    case = CASES[name]
+    assert [type(layer).__name__ for layer in model.layers] == case["layers"]
+    assert [list(w.shape) for w in model.get_weights()] == case["weight_shapes"]
+    assert model.count_params() == case["count_params"]
+    model.set_weights(ws)
+    out = call(model, feed if feed is not None else (xs if len(xs) > 1 else xs[0]))
+    if isinstance(out, dict):
+        out = [out[k] for k in sorted(out)]
+    out = out if isinstance(out, list) else [out]
+    assert len(out) == len(ys)
+    for got, want in zip(out, ys):
+        np.testing.assert_allclose(got, want, atol=2e-5, rtol=1e-4)
+    return model
+
+
+# ------------------------------------------------------------------ seq2seq
+def seq2seq_models():
+    enc_in = keras.Input(shape=(None, 6))
+    _, h, c = L.LSTM(8, return_state=True)(enc_in)
+    dec_in = keras.Input(shape=(None, 7))
+    dec_lstm = L.LSTM(8, return_sequences=True, return_state=True)
+    dec_seq, _, _ = dec_lstm(dec_in, initial_state=[h, c])
+    dec_dense = L.Dense(7, activation="softmax")
+    train = keras.Model([enc_in, dec_in], dec_dense(dec_seq))
+    encoder = keras.Model(enc_in, [h, c])
+    h_in, c_in = keras.Input(shape=(8,)), keras.Input(shape=(8,))
+    d_seq, d_h, d_c = dec_lstm(dec_in, initial_state=[h_in, c_in])
+    decoder = keras.Model([dec_in, h_in, c_in], [dec_dense(d_seq), d_h, d_c])
+    return train, encoder, decoder
+
+
+def test_encoder_decoder_with_initial_state_matches_keras():
+    train, _, _ = seq2seq_models()
+    check_against_keras("seq2seq_train", train)
+
+
+def test_inference_models_share_the_trained_layers():
+    train, encoder, decoder = seq2seq_models()
+    _, ws, _ = load("seq2seq_train")
+    train.set_weights(ws)  # only the training model is given weights...
+    xs, _, ys = load("seq2seq_encoder")
+    for got, want in zip(call(encoder, xs[0]), ys):  # ...and the encoder built from its layers has them
+        np.testing.assert_allclose(got, want, atol=2e-5)
+    xs, _, ys = load("seq2seq_decoder")
+    for got, want in zip(call(decoder, xs), ys):
+        np.testing.assert_allclose(got, want, atol=2e-5)
+    assert decoder.get_layer(index=3) is train.get_layer(index=3)  # the decoder LSTM, one object
+
+
+def test_encoder_decoder_trains_and_the_inference_models_follow():
+    train, encoder, _ = seq2seq_models()
+    train.compile(optimizer="adam", loss="categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x_enc, x_dec = rng.random((16, 5, 6)).astype("float32"), rng.random((16, 4, 7)).astype("float32")
+    y = np.eye(7, dtype="float32")[rng.integers(0, 7, (16, 4))]
+    before = call(encoder, x_enc)[0]
+    history = train.fit([x_enc, x_dec], y, epochs=3, batch_size=8, verbose=0)
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert not np.allclose(call(encoder, x_enc)[0], before)  # the encoder's LSTM was trained
+
+
+# ------------------------------------------------------------ structure
+def test_layers_inputs_outputs_and_get_layer():
+    train, encoder, decoder = seq2seq_models()
+    assert len(train.inputs) == 2 and len(train.outputs) == 1
+    assert [type(layer).__name__ for layer in train.layers] == CASES["seq2seq_train"]["layers"]
+    lstm = train.get_layer(index=2)
+    assert train.get_layer(lstm.name) is lstm
+    assert lstm.output[0].shape == (None, 8)
+    with pytest.raises(ValueError, match="no layer named 'nope'"):
+        train.get_layer("nope")
+    dec_lstm = train.get_layer(index=3)
+    with pytest.raises(AttributeError, match="called 2 times"):
+        dec_lstm.output  # noqa: B018  (a shared layer has no single output)
+
+
+def test_symbolic_tensors_know_their_shapes_and_refuse_values():
+    x = keras.Input(shape=(None, 4), name="x")
+    y = L.LSTM(3, return_sequences=True)(x)
+    assert x.shape == (None, None, 4) and y.shape == (None, None, 3)
+    with pytest.raises(TypeError, match="functional API"):
+        np.asarray(y, dtype=np.float32)
+    with pytest.raises(TypeError, match="functional API"):
+        L.Dense(2)(np.array([y, y], dtype=object))
+
+
+def test_disconnected_graph_duplicate_names_and_bad_inputs_are_one_line_errors():
+    a, b = keras.Input(shape=(3,)), keras.Input(shape=(3,))
+    out = L.Dense(2)(b)
+    with pytest.raises(ValueError, match="graph disconnected"):
+        keras.Model(a, out)
+    x = keras.Input(shape=(3,))
+    h = L.Dense(2, name="same")(x)
+    with pytest.raises(ValueError, match="'same' is used 2 times"):
+        keras.Model(x, L.Dense(2, name="same")(h))
+    with pytest.raises(TypeError, match="must be symbolic"):
+        keras.Model(x, np.zeros(3))
+    model = keras.Model(x, h)
+    with pytest.raises(ValueError, match=r"expects shape \(None, 3\), got \(None, 4\)"):
+        model.predict(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="takes 1 input"):
+        model([np.zeros((2, 3)), np.zeros((2, 3))])
+
+
+def test_layer_called_on_incompatible_shape_names_layer_and_shapes():
+    dense = L.Dense(2, name="d")
+    dense(keras.Input(shape=(3,)))
+    with pytest.raises(ValueError, match=r"'d'.*\(None, 3\).*\(None, 5\)"):
+        dense(keras.Input(shape=(5,)))
+
+
+def test_masks_travel_along_the_graph():
+    ids = keras.Input(shape=(5,), dtype="int32")
+    seq = L.LSTM(3, return_sequences=True)(L.Embedding(10, 4, mask_zero=True)(ids))
+    last = L.LSTM(2)(seq)
+    model = keras.Model(ids, [seq, last])
+    x = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]])
+    seq_out, last_out = model.predict(x)
+    # masked steps repeat the last real output (Keras's rule), so the final LSTM sees 3 steps
+    np.testing.assert_allclose(seq_out[0, 3], seq_out[0, 2], atol=1e-6)
+    short = keras.Model(ids, last).predict(np.array([[1, 2, 3, 0, 0]]))
+    trimmed = keras.Model(ids, last).predict(np.array([[1, 2, 3, 0, 0]]))
+    np.testing.assert_allclose(short, trimmed)
+    outs, masks = model.forward_with_mask(torch.as_tensor(x))
+    assert masks[0].tolist() == (x != 0).tolist() and masks[1] is None
+
+
+def test_operators_on_symbolic_tensors_record_layers():
+    x = keras.Input(shape=(4,))
+    y = 2 * L.Dense(3, use_bias=False, kernel_initializer="ones")(x) + 1
+    z = (-y)[:, :2]
+    model = keras.Model(x, z)
+    out = model.predict(np.ones((2, 4), dtype="float32"))
+    np.testing.assert_allclose(out, -np.full((2, 2), 9.0))
+
+
+def test_shared_layer_loop_runs_each_call_without_rechecking():
+    x = keras.Input(shape=(4,))
+    dense = L.Dense(4, activation="tanh")
+    h, outs = x, []
+    for _ in range(10):
+        h = dense(h)
+        outs.append(h)
+    model = keras.Model(x, outs)
+    assert model.count_params() == 20 and len(dense._inbound_nodes) == 10
+    data = np.random.default_rng(0).random((3, 4)).astype("float32")
+    got = model.predict(data)
+    ref = torch.as_tensor(data)
+    for step in got:
+        ref = torch.tanh(ref @ dense.kernel + dense.bias)
+        np.testing.assert_allclose(step, ref.detach().numpy(), atol=1e-6)
+
+
+# -------------------------------------------------------- summary/config
+def test_summary_of_a_multi_input_model_has_connected_to():
+    train, _, _ = seq2seq_models()
+    text = train.summary_text()
+    lines = text.splitlines()
+    assert lines[2].split() == ["Layer", "(type)", "Output", "Shape", "Param", "#", "Connected", "to"]
+    assert len(lines[1]) == 98
+    assert any("input_layer[0][0]" in line for line in lines)
+    assert "Total params: 1,055" in text
+    lstm_rows = [i for i, line in enumerate(lines) if "(LSTM)" in line]
+    # the decoder LSTM reads its input and two initial states: three connections
+    assert lines[lstm_rows[1] + 1].strip().endswith("[0][1]") and lines[lstm_rows[1] + 2].strip().endswith("[0][2]")
+
+
+def test_sequential_like_functional_summary_has_three_columns():
+    x = keras.Input(shape=(33,))
+    model = keras.Model(x, L.Dense(8)(L.Dense(4)(x)), name="chain")
+    lines = model.summary_text().splitlines()
+    assert lines[0] == 'Model: "chain"' and len(lines[1]) == 65
+    assert lines[4].startswith("input_layer (InputLayer)") and "[(None, 33)]" in lines[4]
+
+
+def test_config_round_trip_rebuilds_the_same_graph():
+    train, _, _ = seq2seq_models()
+    _, ws, ys = load("seq2seq_train")
+    train.set_weights(ws)
+    clone = keras.Model.from_config(train.get_config())
+    assert [type(l).__name__ for l in clone.layers] == [type(l).__name__ for l in train.layers]
+    clone.set_weights(train.get_weights())
+    xs, _, _ = load("seq2seq_train")
+    np.testing.assert_allclose(call(clone, xs), ys[0], atol=2e-5)
+
+
+def test_save_and_load_a_functional_model(tmp_path):
+    train, _, _ = seq2seq_models()
+    _, ws, ys = load("seq2seq_train")
+    train.set_weights(ws)
+    train.compile(optimizer="adam", loss="categorical_crossentropy")
+    train.save(tmp_path / "m.rnnkit")
+    loaded = keras.models.load_model(tmp_path / "m.rnnkit")
+    xs, _, _ = load("seq2seq_train")
+    np.testing.assert_allclose(call(loaded, xs), ys[0], atol=2e-5)
+    loaded.save_weights(tmp_path / "w.safetensors")
+    again, _, _ = seq2seq_models()  # same architecture, other automatic names
+    again.load_weights(tmp_path / "w.safetensors")
+    np.testing.assert_allclose(call(again, xs), ys[0], atol=2e-5)
+
+
+def test_to_json_and_model_from_json():
+    train, _, _ = seq2seq_models()
+    text = train.to_json()
+    assert json.loads(text)["class_name"] == "Functional"
+    clone = keras.models.model_from_json(text)
+    assert clone.count_params() == train.count_params()
+
+
+# ------------------------------------------------------------ subclassing
+class TutorialModel(keras.Model):
+    """The TensorFlow "text generation with an RNN" tutorial's model, as the tutorial writes it."""
+
+    def __init__(self, vocab_size, embedding_dim, rnn_units):
+        super().__init__()
+        self.embedding = L.Embedding(vocab_size, embedding_dim)
+        self.gru = L.GRU(rnn_units, return_sequences=True, return_state=True)
+        self.dense = L.Dense(vocab_size)
+
+    def call(self, inputs, states=None, return_state=False, training=False):
+        x = self.embedding(inputs, training=training)
+        if states is None:
+            x, states = self.gru(x, training=training)
+        else:
+            x, states = self.gru(x, initial_state=states, training=training)
+        x = self.dense(x, training=training)
+        return (x, states) if return_state else x
+
+
+def test_subclassed_model_threads_states_like_keras():
+    data = np.load(HERE / "subclassed_tutorial.npz")
+    case = CASES["subclassed_tutorial"]
+    model = TutorialModel(11, 4, 6)
+    with pytest.raises(ValueError, match="not been built"):
+        model.count_params()
+    logits, states = model(data["x0"], return_state=True)  # the first call builds it
+    assert [type(layer).__name__ for layer in model.layers] == case["layers"]
+    assert [list(w.shape) for w in model.get_weights()] == case["weight_shapes"]
+    assert model.count_params() == case["count_params"]
+    model.set_weights([data[f"w{i}"] for i in range(len(case["weight_shapes"]))])
+    logits, states = model(data["x0"], return_state=True)
+    np.testing.assert_allclose(np.asarray(logits), data["y0"], atol=2e-5)
+    np.testing.assert_allclose(np.asarray(states), data["y1"], atol=2e-5)
+    more = model(data["x0"][:, :2], states=states)  # another length, the carried state
+    np.testing.assert_allclose(np.asarray(more), data["y2"], atol=2e-5)
+
+
+def test_subclassed_model_summary_save_and_load_weights(tmp_path):
+    model = TutorialModel(11, 4, 6)
+    model.build((None, 5))
+    text = model.summary_text()
+    assert "Total params: 337" in text and "multiple" in text
+    model.save_weights(tmp_path / "w.safetensors")
+    other = TutorialModel(11, 4, 6)
+    other.build((None, 5))
+    other.load_weights(tmp_path / "w.safetensors")
+    x = np.arange(10).reshape(2, 5) % 11
+    np.testing.assert_allclose(np.asarray(other(x)), np.asarray(model(x)), atol=1e-6)
+    with pytest.raises(NotImplementedError, match="subclassed model"):
+        model.get_config()
+
+
+def test_training_flag_reaches_layers_inside_a_subclassed_call():
+    class Dropper(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.drop = L.Dropout(0.5)
+
+        def call(self, inputs, training=False):
+            return self.drop(inputs)  # no training= passed on: Keras's call context supplies it
+
+    model = Dropper()
+    x = np.ones((4, 100), dtype="float32")
+    assert np.allclose(np.asarray(model(x)), 1.0)
+    dropped = np.asarray(model(x, training=True))
+    assert (dropped == 0).any() and np.allclose(dropped[dropped != 0], 2.0)
+
+
+def test_layer_build_called_directly_marks_it_built_and_keeps_set_weights():
+    layer = L.Dense(2)
+    layer.build((None, 3))
+    assert layer.built
+    layer.set_weights([np.ones((3, 2)), np.full(2, 0.5)])
+    out = np.asarray(layer(np.ones((1, 3), dtype="float32")))
+    np.testing.assert_allclose(out, [[3.5, 3.5]])
+
+
+def test_add_weight_orders_trainable_first_and_regularizes():
+    class Scale(L.Layer):
+        def build(self, input_shape):
+            self.count = self.add_weight(shape=(), initializer="zeros", trainable=False, name="count")
+            self.w = self.add_weight(shape=(input_shape[-1],), initializer="ones", regularizer="l2", name="w")
+
+        def call(self, inputs):
+            return inputs * self.w + self.count
+
+    layer = Scale()
+    layer(np.ones((1, 3), dtype="float32"))
+    shapes = [w.shape for w in layer.get_weights()]
+    assert shapes == [(3,), ()]  # Keras lists the trainable weights first
+    assert [p.requires_grad for p in layer.parameters()] == [False, True]
+    layer.trainable = False
+    layer.trainable = True
+    assert not layer.count.requires_grad  # a non-trainable weight is never unfrozen
+    np.testing.assert_allclose(float(layer.regularization_loss().detach()), 0.01 * 3)
+    with pytest.raises(ValueError, match="keyword"):
+        layer.add_weight("oops", (2,))
+    with pytest.raises(ValueError, match="constraint"):
+        layer.add_weight(shape=(2,), constraint="non_neg")
+
+
+def test_user_layer_without_compute_output_shape_gets_shapes_from_a_run():
+    class Pairs(L.Layer):
+        def call(self, inputs):
+            return inputs.reshape(inputs.shape[0], -1, 2)
+
+    x = keras.Input(shape=(None, 4))
+    y = Pairs()(x)
+    assert y.shape == (None, None, 2)
