@@ -178,3 +178,16 @@ def test_embedding_mask_reaches_batch_normalization_in_a_sequential():
     model(ids, training=True)
     vectors = emb(torch.from_numpy(ids))[torch.from_numpy(ids != 0)]
     np.testing.assert_allclose(bn.moving_mean.detach().numpy(), 0.01 * vectors.mean(0).detach().numpy(), atol=1e-6)
+
+
+def test_keras_model_file_of_these_layers_loads_with_its_moving_statistics():
+    # a Keras 3 Sequential (Masking, LayerNormalization, BatchNormalization trained two epochs, the noise
+    # layers, Reshape, Permute, Dense, Softmax) saved as .keras by the fixture script
+    from tests.conftest import FIXTURES
+
+    folder = FIXTURES / "keras" / "layers2"
+    model = rnnkit.load_model(folder / "layers2_model.keras")
+    want = np.load(folder / "layers2_model.npz")
+    np.testing.assert_allclose(model.layers[2].moving_mean.detach().numpy(), want["moving_mean"], atol=1e-7)
+    np.testing.assert_allclose(model.predict(want["x"]), want["y"], atol=1e-5)
+    assert model.count_params() == INFO["params"]["sequential"]["total"]
