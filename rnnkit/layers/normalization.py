@@ -36,8 +36,41 @@ def _axis_size(layer, input_shape, axis):
     return size
 
 
+class _Normalization(Layer):
+    """What LayerNormalization and BatchNormalization share: the learned offset ``beta`` and
+    scale ``gamma``, their initializers and regularizers, and their config entries."""
+
+    supports_masking = True
+
+    def _init_affine(self, epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
+                     gamma_regularizer, beta_constraint, gamma_constraint):
+        _refuse_constraints(type(self).__name__, beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self._regularizers = [
+            ("gamma", regularizers.get(gamma_regularizer)),
+            ("beta", regularizers.get(beta_regularizer)),
+        ]
+
+    def _affine_config(self) -> dict:
+        return dict(
+            epsilon=self.epsilon,
+            center=self.center,
+            scale=self.scale,
+            beta_initializer=initializers.serialize(self.beta_initializer),
+            gamma_initializer=initializers.serialize(self.gamma_initializer),
+            beta_regularizer=regularizers.serialize(self._regularizers[1][1]),
+            gamma_regularizer=regularizers.serialize(self._regularizers[0][1]),
+            beta_constraint=None,
+            gamma_constraint=None,
+        )
+
+
 @register
-class LayerNormalization(Layer):
+class LayerNormalization(_Normalization):
     """Normalizes each sample over ``axis``: ``gamma * (x - mean) / sqrt(var + epsilon) + beta``,
     with the mean and (biased) variance taken over ``axis`` of that sample alone.
 
@@ -55,8 +88,6 @@ class LayerNormalization(Layer):
     shape on ``axis`` (e.g. ``(features,)``). The mask passes through.
     """
 
-    supports_masking = True
-
     def __init__(
         self,
         axis=-1,
@@ -73,7 +104,8 @@ class LayerNormalization(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _refuse_constraints("LayerNormalization", beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self._init_affine(epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
+                          gamma_regularizer, beta_constraint, gamma_constraint)
         if rms_scaling:
             warnings.warn(
                 "LayerNormalization: rms_scaling=True is deprecated in Keras 3: it scales the input by the "
@@ -87,16 +119,7 @@ class LayerNormalization(Layer):
         elif isinstance(axis, bool) or not isinstance(axis, int):
             raise TypeError(f"LayerNormalization: axis must be an integer or a list of integers, got {axis!r}")
         self.axis = axis
-        self.epsilon = float(epsilon)
-        self.center = bool(center)
-        self.scale = bool(scale)
         self.rms_scaling = bool(rms_scaling)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
-        self._regularizers = [
-            ("gamma", regularizers.get(gamma_regularizer)),
-            ("beta", regularizers.get(beta_regularizer)),
-        ]
 
     def build(self, input_shape):
         # As Keras: the axes are sorted as given (negative ones first) and become a list,
@@ -149,22 +172,14 @@ class LayerNormalization(Layer):
         cfg = super().get_config()
         cfg.update(
             axis=list(self.axis) if isinstance(self.axis, list) else self.axis,
-            epsilon=self.epsilon,
-            center=self.center,
-            scale=self.scale,
             rms_scaling=self.rms_scaling,
-            beta_initializer=initializers.serialize(self.beta_initializer),
-            gamma_initializer=initializers.serialize(self.gamma_initializer),
-            beta_regularizer=regularizers.serialize(self._regularizers[1][1]),
-            gamma_regularizer=regularizers.serialize(self._regularizers[0][1]),
-            beta_constraint=None,
-            gamma_constraint=None,
+            **self._affine_config(),
         )
         return cfg
 
 
 @register
-class BatchNormalization(Layer):
+class BatchNormalization(_Normalization):
     """Normalizes each feature over the batch (and every other axis but ``axis``):
     ``gamma * (x - mean) / sqrt(var + epsilon) + beta``.
 
@@ -196,8 +211,6 @@ class BatchNormalization(Layer):
     model, never given to the optimizer).
     """
 
-    supports_masking = True
-
     def __init__(
         self,
         axis: int = -1,
@@ -220,7 +233,8 @@ class BatchNormalization(Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _refuse_constraints("BatchNormalization", beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
+        self._init_affine(epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
+                          gamma_regularizer, beta_constraint, gamma_constraint)
         if renorm:
             raise ValueError("BatchNormalization: renorm=True (batch renormalization) is not supported")
         if renorm_clipping is not None:
@@ -231,18 +245,9 @@ class BatchNormalization(Layer):
             raise TypeError(f"BatchNormalization: axis must be an integer, got {axis!r}")
         self.axis = axis
         self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
-        self.center = bool(center)
-        self.scale = bool(scale)
         self.renorm_momentum = float(renorm_momentum)
-        self.beta_initializer = initializers.get(beta_initializer)
-        self.gamma_initializer = initializers.get(gamma_initializer)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
-        self._regularizers = [
-            ("gamma", regularizers.get(gamma_regularizer)),
-            ("beta", regularizers.get(beta_regularizer)),
-        ]
 
     def build(self, input_shape):
         shape = (_axis_size(self, input_shape, self.axis),)
@@ -311,17 +316,9 @@ class BatchNormalization(Layer):
         cfg.update(
             axis=self.axis,
             momentum=self.momentum,
-            epsilon=self.epsilon,
-            center=self.center,
-            scale=self.scale,
-            beta_initializer=initializers.serialize(self.beta_initializer),
-            gamma_initializer=initializers.serialize(self.gamma_initializer),
+            **self._affine_config(),
             moving_mean_initializer=initializers.serialize(self.moving_mean_initializer),
             moving_variance_initializer=initializers.serialize(self.moving_variance_initializer),
-            beta_regularizer=regularizers.serialize(self._regularizers[1][1]),
-            gamma_regularizer=regularizers.serialize(self._regularizers[0][1]),
-            beta_constraint=None,
-            gamma_constraint=None,
             synchronized=False,
             renorm=False,
             renorm_clipping=None,

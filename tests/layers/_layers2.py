@@ -35,7 +35,3 @@ def close(got, key: str, atol: float = 1e-5) -> None:
 def assert_config_keys(layer, case: str) -> None:
     want = set(INFO["configs"][case]) - _NOT_RNNKIT
     assert set(layer.get_config()) - {"batch_input_shape"} == want, case
-
-
-def keras_config_value(case: str, key: str):
-    return INFO["configs"][case][key]
