@@ -48,3 +48,11 @@ def test_sequential_with_softmax_summarizes_saves_and_loads(tmp_path):
     assert "softmax (Softmax)" in model.summary_text()
     model.save(tmp_path / "m.safetensors")
     np.testing.assert_allclose(rnnkit.load_model(tmp_path / "m.safetensors").predict(x), y, atol=1e-6)
+
+
+def test_a_time_mask_reaching_softmax_is_refused_as_in_keras():
+    # Keras 3 too: Embedding(mask_zero=True) -> Dense -> Softmax fails, the (batch, time) mask
+    # does not broadcast to (batch, time, features) from the right
+    model = rnnkit.Sequential([Embedding(10, 4, mask_zero=True, input_shape=(3,)), Dense(5), Softmax()])
+    with pytest.raises(ValueError, match=r"got mask shape \(1, 3\) for inputs \(1, 3, 5\)"):
+        model.predict(np.array([[1, 2, 0]]))
