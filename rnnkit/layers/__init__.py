@@ -1,4 +1,5 @@
 """Keras-style layers on PyTorch modules, one module per family."""
+from .activations import Softmax  # registers itself
 from .attention import Attention  # registers itself
 from .base import Layer, clear_session
 from .convolutional import Conv1D
@@ -6,6 +7,14 @@ from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLa
 from .pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .minrnn import MinGRU, MinLSTM  # registers itself
 from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
+from .masking import Masking  # registers itself
+from .merging import (  # register themselves
+    Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract,
+    add, average, concatenate, dot, maximum, minimum, multiply, subtract,
+)
+from .noise import GaussianDropout, GaussianNoise, SpatialDropout1D  # register themselves
+from .normalization import BatchNormalization, LayerNormalization  # register themselves
+from .reshaping import Permute, Reshape  # register themselves
 from .registry import deserialize_layer, get_class, register, serialize_layer
 
 for _cls in (
@@ -26,5 +35,9 @@ __all__ = [
     "Layer", "InputLayer", "Input", "Dense", "Embedding", "Dropout", "Activation", "Flatten",
     "RepeatVector", "TimeDistributed", "Conv1D", "MaxPooling1D", "AveragePooling1D",
     "GlobalMaxPooling1D", "GlobalAveragePooling1D", "RNN", "SimpleRNN", "LSTM", "GRU",
-    "Bidirectional", "MinGRU", "MinLSTM", "Attention", "clear_session", "serialize_layer", "deserialize_layer", "get_class", "register",
+    "Bidirectional", "MinGRU", "MinLSTM", "Attention",
+    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate", "Dot",
+    "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
+    "Reshape", "Permute", "Masking", "Softmax", "LayerNormalization", "BatchNormalization",
+    "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "clear_session", "serialize_layer", "deserialize_layer", "get_class", "register",
 ]

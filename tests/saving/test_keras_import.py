@@ -71,12 +71,12 @@ def _rewrite_config(src, dst, edit):
 
 def test_unsupported_layer_and_option_are_named(tmp_path):
     def unknown_layer(cfg):
-        cfg["config"]["layers"][1]["class_name"] = "LayerNormalization"
+        cfg["config"]["layers"][1]["class_name"] = "GroupNormalization"
 
     def unsupported_option(cfg):
         cfg["config"]["layers"][1]["config"]["embeddings_constraint"] = {"class_name": "NonNeg"}
 
-    for edit, pattern in ((unknown_layer, "'LayerNormalization' is not supported"),
+    for edit, pattern in ((unknown_layer, "'GroupNormalization' is not supported"),
                           (unsupported_option, "embeddings_constraint")):
         _rewrite_config(MODELS / "seed_bilstm.keras", tmp_path / "m.keras", edit)
         with pytest.raises(ModelFileError, match=pattern):
