@@ -1,7 +1,8 @@
 """Keras-style layers on PyTorch modules, one module per family."""
-from .attention import Attention  # registers itself
+from .attention import AdditiveAttention, Attention, MultiHeadAttention  # register themselves
 from .base import Layer, clear_session
 from .convolutional import Conv1D
+from .context_attention import ContextAttention  # registers itself
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, RepeatVector, TimeDistributed
 from .pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .minrnn import MinGRU, MinLSTM  # registers itself
@@ -26,5 +27,6 @@ __all__ = [
     "Layer", "InputLayer", "Input", "Dense", "Embedding", "Dropout", "Activation", "Flatten",
     "RepeatVector", "TimeDistributed", "Conv1D", "MaxPooling1D", "AveragePooling1D",
     "GlobalMaxPooling1D", "GlobalAveragePooling1D", "RNN", "SimpleRNN", "LSTM", "GRU",
-    "Bidirectional", "MinGRU", "MinLSTM", "Attention", "clear_session", "serialize_layer", "deserialize_layer", "get_class", "register",
+    "Bidirectional", "MinGRU", "MinLSTM", "Attention", "AdditiveAttention", "MultiHeadAttention",
+    "ContextAttention", "clear_session", "serialize_layer", "deserialize_layer", "get_class", "register",
 ]

@@ -1,4 +1,7 @@
-"""Attention: a query looks at a sequence of values and takes their weighted mean.
+"""ContextAttention, rnnkit's own attention: a query looks at a sequence of values and takes
+their weighted mean. Its seq2seq models (``rnnkit/seq2seq``) use it. Keras's ``Attention``,
+``AdditiveAttention`` and ``MultiHeadAttention`` are in ``attention.py``; this layer was called
+``Attention`` before them, and configs saved under that name still load as this class.
 
 Three ways to score a query ``q`` against a key ``k`` (one per value step):
 
@@ -33,7 +36,7 @@ SCORES = ("additive", "dot", "general")
 
 
 @register
-class Attention(Layer):
+class ContextAttention(Layer):
     """Attention over a sequence: ``context = sum_t softmax_t(e(query, key_t)) * value_t``.
 
     Args:
@@ -59,7 +62,7 @@ class Attention(Layer):
     (a row whose steps are all masked gets all zeros).
 
     Example:
-        >>> att = Attention(units=10, energy_activation="relu")
+        >>> att = ContextAttention(units=10, energy_activation="relu")
         >>> context, w = att([np.zeros((2, 64), "float32"), np.zeros((2, 30, 64), "float32")],
         ...                  return_attention_scores=True)
         >>> tuple(context.shape), tuple(w.shape), att.count_params()
@@ -78,9 +81,9 @@ class Attention(Layer):
     ):
         super().__init__(**kwargs)
         if score not in SCORES:
-            raise ValueError(f"Attention: score must be one of {', '.join(SCORES)}, got {score!r}")
+            raise ValueError(f"ContextAttention: score must be one of {', '.join(SCORES)}, got {score!r}")
         if score == "additive" and int(units) <= 0:
-            raise ValueError(f"Attention: units must be a positive integer, got {units!r}")
+            raise ValueError(f"ContextAttention: units must be a positive integer, got {units!r}")
         self.score = score
         self.units = int(units)
         self.activation_name = activations.serialize(activation)
@@ -94,7 +97,7 @@ class Attention(Layer):
     def build(self, input_shape):
         if not isinstance(input_shape, list) or len(input_shape) not in (2, 3):
             raise ValueError(
-                f"layer {self.name!r} (Attention) takes [query, value] or [query, value, key], "
+                f"layer {self.name!r} (ContextAttention) takes [query, value] or [query, value, key], "
                 f"got input shape {format_shape(input_shape)}"
             )
         query_dim = input_shape[0][-1]
@@ -108,7 +111,7 @@ class Attention(Layer):
             self.kernel = nn.Parameter(self.kernel_initializer((query_dim, key_dim)))
         elif query_dim != key_dim:
             raise ValueError(
-                f"layer {self.name!r} (Attention, score='dot') needs query and key of the same width, "
+                f"layer {self.name!r} (ContextAttention, score='dot') needs query and key of the same width, "
                 f"got {query_dim} and {key_dim}; use score='general' or 'additive'"
             )
         self.key_dim = key_dim
@@ -122,7 +125,7 @@ class Attention(Layer):
         # The base class handles one tensor and one mask; here both come as lists.
         if not isinstance(inputs, (list, tuple)) or len(inputs) not in (2, 3):
             raise ValueError(
-                f"layer {self.name!r} (Attention) takes a list [query, value] or [query, value, key], "
+                f"layer {self.name!r} (ContextAttention) takes a list [query, value] or [query, value, key], "
                 f"got {type(inputs).__name__}"
             )
         device = self._param_device()
@@ -184,7 +187,7 @@ class Attention(Layer):
         key = inputs[2] if len(inputs) == 3 else value
         if value.dim() != 3 or key.shape[:2] != value.shape[:2] or query.dim() not in (2, 3):
             raise ValueError(
-                f"layer {self.name!r} (Attention) expects query (batch, [Tq,] dim), value and key "
+                f"layer {self.name!r} (ContextAttention) expects query (batch, [Tq,] dim), value and key "
                 f"(batch, Tv, dim) with the same Tv, got {[tuple(t.shape) for t in inputs]}"
             )
         query_mask, value_mask = mask if mask is not None else (None, None)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from rnnkit.layers import Attention, Dense, RepeatVector, deserialize_layer, serialize_layer
+from rnnkit.layers import ContextAttention, Dense, RepeatVector, deserialize_layer, serialize_layer
 
 B, TV, TQ, DK = 3, 7, 4, 6
 
@@ -26,7 +26,7 @@ def _mask():
 @pytest.mark.parametrize("tq", [None, TQ])
 def test_shapes_and_weights_sum_to_one(score, tq):
     q, v = _inputs(tq=tq)
-    layer = Attention(score)
+    layer = ContextAttention(score)
     context, w = layer([q, v], return_attention_scores=True)
     lead = (B, tq) if tq else (B,)
     assert tuple(context.shape) == lead + (DK,)
@@ -41,7 +41,7 @@ def test_shapes_and_weights_sum_to_one(score, tq):
 def test_masked_steps_get_zero_weight_and_the_rest_sum_to_one(score, tq):
     q, v = _inputs(tq=tq)
     m = _mask()
-    context, w = Attention(score)([q, v], mask=m, return_attention_scores=True)
+    context, w = ContextAttention(score)([q, v], mask=m, return_attention_scores=True)
     mm = m if tq is None else m[:, None, :].expand(-1, tq, -1)
     assert torch.all(w[~mm] == 0)
     assert torch.all(w[mm] > 0)
@@ -54,7 +54,7 @@ def test_masked_steps_get_zero_weight_and_the_rest_sum_to_one(score, tq):
 def test_masked_values_change_nothing_and_get_no_gradient():
     q, v = _inputs()
     m = _mask()
-    layer = Attention("additive")
+    layer = ContextAttention("additive")
     v = v.clone().requires_grad_(True)
     out = layer([q, v], mask=m)
     out.sum().backward()
@@ -69,7 +69,7 @@ def test_fully_masked_row_gives_zeros_not_nan():
     m = torch.ones(B, TV, dtype=torch.bool)
     m[2] = False
     v = v.clone().requires_grad_(True)
-    context, w = Attention("dot")([q, v], mask=m, return_attention_scores=True)
+    context, w = ContextAttention("dot")([q, v], mask=m, return_attention_scores=True)
     assert torch.all(w[2] == 0) and torch.all(context[2] == 0)
     context.sum().backward()
     assert torch.isfinite(v.grad).all()
@@ -78,7 +78,7 @@ def test_fully_masked_row_gives_zeros_not_nan():
 def test_keras_style_mask_list_and_query_mask():
     q, v = _inputs(tq=TQ)
     qm = torch.tensor([[True, True, False, False]] * B)
-    layer = Attention("general")
+    layer = ContextAttention("general")
     out = layer([q, v], mask=[qm, _mask()])
     ref = layer([q, v], mask=_mask())
     assert torch.all(out[:, 2:] == 0)
@@ -88,7 +88,7 @@ def test_keras_style_mask_list_and_query_mask():
 def test_separate_keys():
     q, v = _inputs()
     k = torch.randn(B, TV, 5)
-    layer = Attention("additive")
+    layer = ContextAttention("additive")
     context, w = layer([q, v, k], return_attention_scores=True)
     assert tuple(context.shape) == (B, DK) and layer.kernel.shape == (5 + DK, 10)
 
@@ -96,7 +96,7 @@ def test_separate_keys():
 def test_additive_is_the_course_scorer():
     """Dense(10, tanh) on Concatenate([a, RepeatVector(Tx)(s)]) -> Dense(1, relu) -> softmax over time -> Dot."""
     s, a = _inputs(query_dim=8, key_dim=DK)
-    layer = Attention("additive", units=10, energy_activation="relu")
+    layer = ContextAttention("additive", units=10, energy_activation="relu")
     context, w = layer([s, a], return_attention_scores=True)
     assert layer.count_params() == (DK + 8) * 10 + 10 + 10 + 1
     d1, d2 = Dense(10, activation="tanh"), Dense(1, activation="relu")
@@ -112,24 +112,24 @@ def test_additive_is_the_course_scorer():
 
 def test_luong_scores():
     q, v = _inputs(tq=TQ)
-    w_dot = Attention("dot")([q, v], return_attention_scores=True)[1]
+    w_dot = ContextAttention("dot")([q, v], return_attention_scores=True)[1]
     assert torch.allclose(w_dot, torch.softmax(q @ v.transpose(1, 2), -1), atol=1e-6)
-    general = Attention("general")
+    general = ContextAttention("general")
     w_gen = general([q, v], return_attention_scores=True)[1]
     assert torch.allclose(w_gen, torch.softmax(q @ general.kernel @ v.transpose(1, 2), -1), atol=1e-5)
 
 
 def test_config_round_trip_and_registry():
-    layer = Attention("additive", units=12, energy_activation="relu")
+    layer = ContextAttention("additive", units=12, energy_activation="relu")
     clone = deserialize_layer(serialize_layer(layer))
-    assert type(clone) is Attention and clone.get_config()["units"] == 12
+    assert type(clone) is ContextAttention and clone.get_config()["units"] == 12
     assert clone.get_config() == {**layer.get_config(), "name": clone.name}
 
 
 def test_bad_arguments_are_clear():
     with pytest.raises(ValueError, match="score must be one of"):
-        Attention("cosine")
+        ContextAttention("cosine")
     with pytest.raises(ValueError, match="same width"):
-        Attention("dot")([np.zeros((2, 4), "float32"), np.zeros((2, 5, 6), "float32")])
+        ContextAttention("dot")([np.zeros((2, 4), "float32"), np.zeros((2, 5, 6), "float32")])
     with pytest.raises(ValueError, match=r"\[query, value\]"):
-        Attention()(np.zeros((2, 5, 6), "float32"))
+        ContextAttention()(np.zeros((2, 5, 6), "float32"))
