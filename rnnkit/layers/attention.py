@@ -410,11 +410,14 @@ class MultiHeadAttention(_ScoreDropout, Layer):
             setattr(self, f"{p}_bias", nn.Parameter(self.bias_initializer(bias)) if self.use_bias else None)
 
     def compute_output_shape(self, input_shape, value_shape=None, key_shape=None):
-        shapes = [input_shape, value_shape] + ([key_shape] if key_shape is not None else [])
-        if value_shape is None:
-            shapes = _list_shapes(self, input_shape)
-        query = tuple(shapes[0])
-        return query[:-1] + (self.output_shape_ or query[-1:])
+        """From rnnkit's list ``[query, value(, key)]`` or Keras's ``(query, value, key=None)``."""
+        if value_shape is not None:
+            input_shape = [input_shape, value_shape] + ([key_shape] if key_shape is not None else [])
+        shapes = _list_shapes(self, input_shape)
+        if shapes[1][1:-1] != shapes[-1][1:-1]:
+            raise ValueError(f"layer {self.name!r} (MultiHeadAttention) needs value and key equal in every "
+                             f"axis but the last, got value {shapes[1]} and key {shapes[-1]}")
+        return shapes[0][:-1] + (self.output_shape_ or shapes[0][-1:])
 
     def compute_mask(self, inputs, mask):
         if isinstance(mask, (list, tuple)):
