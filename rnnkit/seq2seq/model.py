@@ -2,7 +2,7 @@
 
     x (batch, Tx) ids -> one-hot or Embedding -> Bidirectional(LSTM(n_a), return_sequences)
                       -> a (batch, Tx, 2 n_a)
-    for t in 1..Ty:   context_t = Attention(s_{t-1}, a)             (batch, 2 n_a)
+    for t in 1..Ty:   context_t = ContextAttention(s_{t-1}, a)            (batch, 2 n_a)
                       s_t = decoder cell(input_t, s_{t-1})           (batch, n_s)
                       y_t = Dense(len(output vocab))(s_t)            logits
 
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import GRU, LSTM, Attention, Bidirectional, Dense, Embedding
+from ..layers import GRU, LSTM, Bidirectional, ContextAttention, Dense, Embedding
 
 CELLS = {"lstm": LSTM, "gru": GRU}
 DECODER_INPUTS = ("context", "feedback")
@@ -102,7 +102,7 @@ class Seq2Seq(nn.Module):
             self.embedding.build_for((None, c.tx))
         self.encoder = Bidirectional(rnn(c.n_a, return_sequences=True))
         self.encoder.build_for((None, c.tx, c.embedding_dim or c.input_vocab_size))
-        self.attention = Attention(c.attention, units=c.attention_units, energy_activation=c.energy_activation)
+        self.attention = ContextAttention(c.attention, units=c.attention_units, energy_activation=c.energy_activation)
         self.attention.build_for([(None, c.n_s), (None, c.tx, 2 * c.n_a)])
         self.feedback = None
         if c.decoder_input == "feedback":
