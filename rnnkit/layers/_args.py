@@ -1,0 +1,114 @@
+"""Checks for Keras constructor arguments, shared by the core, convolutional and pooling layers.
+
+Each check either returns the argument in the form the layer uses or raises one line
+naming the layer, the argument, what it got and what it expected: an argument is never
+truncated (``Dense(2.5)``) or accepted and ignored.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import activations, regularizers
+
+
+def positive_int(layer: str, arg: str, value) -> int:
+    """``value`` as an int > 0; floats (even whole ones) and booleans are refused, as sizes."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) <= 0:
+        raise ValueError(f"{layer}: {arg} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def positive_int_1d(layer: str, arg: str, value) -> int:
+    """A 1-D window argument (``kernel_size``, ``strides``, ``pool_size``): an int or a
+    1-tuple of one, as Keras's ``standardize_tuple(value, 1, ...)`` takes."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 1:
+            raise ValueError(f"{layer}: {arg} must be an integer or a tuple of 1 integer, got {value!r}")
+        value = value[0]
+    return positive_int(layer, arg, value)
+
+
+def choice(layer: str, arg: str, value, options: tuple[str, ...]) -> str:
+    """``value`` lower-cased (Keras accepts ``"SAME"``), one of ``options``."""
+    if isinstance(value, str) and value.lower() in options:
+        return value.lower()
+    raise ValueError(f"{layer}: {arg} must be one of {', '.join(map(repr, options))}, got {value!r}")
+
+
+def data_format(layer: str, value) -> str:
+    """Keras's ``data_format``; None means its default, ``"channels_last"``."""
+    return "channels_last" if value is None else choice(layer, "data_format", value, ("channels_last", "channels_first"))
+
+
+def flag(layer: str, arg: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_, numbers.Integral)) or value not in (0, 1):
+        raise ValueError(f"{layer}: {arg} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def refuse(layer: str, **args) -> None:
+    """Refuse each argument that is not at its neutral value (None / False): rnnkit has no such feature."""
+    for arg, value in args.items():
+        if value is not None and value is not False:
+            raise ValueError(f"{layer}: {arg}= is not supported by rnnkit (got {value!r})")
+
+
+class ActivationAttributes:
+    """Mixin: assigning a layer's activation attribute after construction (``layer.activation
+    = None``, as Keras code does) resolves it as the constructor does — None is linear — and
+    keeps ``<attr>_name``, which ``get_config`` and the loss's logit shortcut read, in step."""
+
+    _activation_attrs: tuple[str, ...] = ("activation",)
+
+    def __setattr__(self, name, value):
+        if name in type(self)._activation_attrs:
+            fn = activations.get(value)
+            modules = self.__dict__.get("_modules")
+            if modules is not None:
+                modules.pop(name, None)
+            if isinstance(fn, nn.Module):  # kept a sub-module, so .to(device) moves its weights
+                nn.Module.__setattr__(self, name, fn)
+            else:
+                object.__setattr__(self, name, fn)
+            object.__setattr__(self, f"{name}_name", activations.serialize(value))
+            return
+        super().__setattr__(name, value)
+
+
+class ActivityRegularized:
+    """Mixin for Keras's ``activity_regularizer``: a penalty on the layer's output, divided by
+    the batch size (Keras 3), added to the training loss with the weight penalties.
+
+    The layer's forward calls `_record_activity` on its output; `regularization_loss` adds the
+    last recorded penalty. A layer called several times in one model call (a shared layer in a
+    functional model) counts only its last call."""
+
+    def _init_activity(self, activity_regularizer) -> None:
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self._activity_penalty = None
+
+    def _record_activity(self, output: torch.Tensor) -> torch.Tensor:
+        from .base import is_probing
+
+        if self.activity_regularizer is not None and not is_probing():
+            penalty = self.activity_regularizer(output)
+            if output.dim() > 0 and output.shape[0]:
+                penalty = penalty / output.shape[0]
+            self._activity_penalty = penalty
+        return output
+
+    def regularization_loss(self):
+        total = super().regularization_loss()
+        penalty = self.__dict__.get("_activity_penalty")
+        if penalty is None:
+            return total
+        return penalty if total is None else total + penalty
+
+    def _activity_config(self, cfg: dict) -> dict:
+        if self.activity_regularizer is not None:
+            cfg["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return cfg
