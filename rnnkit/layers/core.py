@@ -35,6 +35,7 @@ class InputLayer(Layer):
             shape = kw.pop("input_shape")
         if "batch_input_shape" in kw:
             batch_shape = kw.pop("batch_input_shape")
+        _args.refuse("Input", input_dim=kw.pop("input_dim", None))  # Layer's would be overridden by shape
         if shape is not None and batch_shape is not None:
             raise ValueError("Input: give shape= or batch_shape=, not both")
         if batch_shape is not None:
