@@ -82,9 +82,10 @@ def _input_shape(arg: str, shape) -> tuple:
 def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None, tensor=None,
           optional=False, ragged=None) -> InputLayer:
     """A model input of ``shape`` (one sample, no batch axis), as ``keras.Input``; the
-    arguments are `InputLayer`'s (``tensor`` is Keras's name for ``input_tensor``)."""
+    arguments are `InputLayer`'s (``tensor``, Keras's ``input_tensor``, is refused too)."""
+    _args.refuse("Input", tensor=tensor)
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse, ragged=ragged,
-                      batch_shape=batch_shape, input_tensor=tensor, optional=optional, name=name)
+                      batch_shape=batch_shape, optional=optional, name=name)
 
 
 class Dense(ActivationAttributes, ActivityRegularized, Layer):

@@ -203,7 +203,7 @@ def test_activity_regularizer_penalty_matches_keras(case):
         **case["activity_regularizer"]))
     y, want, _ = run(case, layer=layer)
     np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
-    assert float(layer.regularization_loss()) == pytest.approx(case["penalty"], rel=1e-5)
+    assert layer.regularization_loss().item() == pytest.approx(case["penalty"], rel=1e-5)
     cfg = layer.get_config()
     assert cfg["activity_regularizer"]["config"] == {"l1": 0.0, "l2": 0.0, **case["activity_regularizer"]}
     assert type(layer).from_config(cfg).activity_regularizer is not None
@@ -214,10 +214,10 @@ def test_activity_penalty_reaches_the_loss_also_through_the_logit_shortcut():
     model = rnnkit.Sequential([Dense(3, activation="softmax", activity_regularizer="l2", input_shape=(4,))])
     out = model(x)
     want = 0.01 * float((out.detach() ** 2).sum()) / 5
-    assert float(model.regularization_loss()) == pytest.approx(want, rel=1e-5)
+    assert model.regularization_loss().item() == pytest.approx(want, rel=1e-5)
     model.layers[0]._activity_penalty = None
     model.forward(torch.as_tensor(x), return_logits=True)  # what fit runs for a softmax + cross-entropy
-    assert float(model.regularization_loss()) == pytest.approx(want, rel=1e-5)
+    assert model.regularization_loss().item() == pytest.approx(want, rel=1e-5)
 
 
 @pytest.mark.parametrize("make,message", [
