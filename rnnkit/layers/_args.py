@@ -112,3 +112,17 @@ class ActivityRegularized:
         if self.activity_regularizer is not None:
             cfg["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         return cfg
+
+
+class OneInput:
+    """Mixin for layers of one input: a list of inputs (``layer([a, b])``, or a nested Python
+    list, which ``Layer.__call__`` reads as one) is refused by name before the layer builds on it."""
+
+    def build_for(self, input_shape):
+        if isinstance(input_shape, list):
+            raise ValueError(
+                f"layer {self.name!r} ({type(self).__name__}) takes one input tensor, got a list of "
+                f"{len(input_shape)} inputs with shapes {[tuple(s) for s in input_shape]} (a nested Python list is "
+                f"read as a list of inputs: pass one array, padded to one length if ragged)"
+            )
+        return super().build_for(input_shape)

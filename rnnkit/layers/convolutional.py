@@ -9,7 +9,7 @@ from torch import nn
 
 from .. import activations, initializers, regularizers
 from . import _args
-from ._args import ActivationAttributes, ActivityRegularized
+from ._args import ActivationAttributes, ActivityRegularized, OneInput
 from .base import Layer, format_shape
 
 
@@ -66,7 +66,7 @@ def check_channels(layer, got) -> None:
                          f"{format_shape(expected)}, got {format_shape(got)}")
 
 
-class Conv1D(ActivationAttributes, ActivityRegularized, Layer):
+class Conv1D(ActivationAttributes, ActivityRegularized, OneInput, Layer):
     """Temporal convolution: ``(batch, time, channels)`` -> ``(batch, new_time, filters)``.
 
     Args:
@@ -172,7 +172,7 @@ class Conv1D(ActivationAttributes, ActivityRegularized, Layer):
                 f"(kernel_size={self.kernel_size}, dilation_rate={self.dilation_rate}); use padding='same' or "
                 f"'causal', or longer inputs")
 
-    def forward(self, inputs, *, mask=None, training=None):
+    def forward(self, inputs, mask=None, training=None):
         x = inputs.transpose(1, 2) if self._channels_first else inputs
         length = x.shape[1]
         if self.padding == "causal":

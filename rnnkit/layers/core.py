@@ -10,7 +10,7 @@ from torch import nn
 
 from .. import activations, initializers, regularizers
 from . import _args
-from ._args import ActivationAttributes, ActivityRegularized
+from ._args import ActivationAttributes, ActivityRegularized, OneInput
 from .base import Layer, Shape, as_tensor
 from ._dropout import dropout
 from ._lookup import embedding_lookup
@@ -61,7 +61,7 @@ class InputLayer(Layer):
     def shape(self):
         return self._batch_input_shape
 
-    def forward(self, inputs, *, mask=None, training=None):
+    def forward(self, inputs, mask=None, training=None):
         return inputs
 
     def get_config(self):
@@ -88,7 +88,7 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None
                       batch_shape=batch_shape, optional=optional, name=name)
 
 
-class Dense(ActivationAttributes, ActivityRegularized, Layer):
+class Dense(ActivationAttributes, ActivityRegularized, OneInput, Layer):
     """Densely connected layer: ``activation(inputs @ kernel + bias)`` on the last axis.
 
     Works on any rank: input ``(batch, ..., input_dim)`` gives ``(batch, ..., units)``,
@@ -158,7 +158,7 @@ class Dense(ActivationAttributes, ActivityRegularized, Layer):
             self._record_activity(self.activation(z))
         return z
 
-    def forward(self, inputs, training=None, *, mask=None):
+    def forward(self, inputs, mask=None, training=None):
         return self._record_activity(self.activation(F.linear(inputs, self.kernel.t(), self.bias)))
 
     def get_config(self):
@@ -175,7 +175,7 @@ class Dense(ActivationAttributes, ActivityRegularized, Layer):
         return self._activity_config(cfg)
 
 
-class Embedding(Layer):
+class Embedding(OneInput, Layer):
     """Turns token ids into dense vectors: ``(batch, time)`` ints -> ``(batch, time, output_dim)``.
 
     Args:
@@ -254,7 +254,7 @@ class Embedding(Layer):
             inputs = inputs.long()
         return inputs
 
-    def forward(self, inputs, *, mask=None, training=None):
+    def forward(self, inputs, mask=None, training=None):
         inputs = self.token_ids(inputs)
         if inputs.device.type == "cpu":
             # The CPU kernel checks every id itself; on accelerators a bad id is a device
@@ -297,7 +297,7 @@ class Embedding(Layer):
         return cfg
 
 
-class Dropout(Layer):
+class Dropout(OneInput, Layer):
     """Randomly zeroes a fraction ``rate`` of inputs during training and scales the rest by
     ``1 / (1 - rate)``; identity at inference.
 
@@ -308,7 +308,7 @@ class Dropout(Layer):
         seed: an integer: the layer draws its masks from its own generator seeded with it, so
             they repeat from run to run (not TensorFlow's masks); None: PyTorch's global RNG.
 
-    Call: ``layer(inputs, training=None)``; shapes: output as input.
+    Call: ``layer(inputs, training=None)`` (``layer(x, True)`` too, as Keras); shapes: output as input.
     """
 
     supports_masking = True
@@ -329,7 +329,8 @@ class Dropout(Layer):
         self.seed = None if seed is None else int(seed)
         self._generator = None if seed is None else torch.Generator().manual_seed(self.seed)
 
-    def forward(self, inputs, training=None, *, mask=None):
+    def forward(self, inputs, mask=None, training=None):
+        mask, training = _keras_positional_training(mask, training)
         training = self.training if training is None else training
         if not training or self.rate == 0.0:
             return inputs
@@ -354,7 +355,16 @@ class Dropout(Layer):
         return cfg
 
 
-class Activation(ActivationAttributes, Layer):
+def _keras_positional_training(mask, training):
+    """``(mask, training)`` of a ``forward(inputs, mask, training)`` call that may be Keras's
+    ``call(inputs, training, ...)`` order (Dropout, TimeDistributed): a bool where the mask
+    goes is the training flag given by position."""
+    if isinstance(mask, bool):
+        return (None if isinstance(training, bool) else training), mask
+    return mask, training
+
+
+class Activation(ActivationAttributes, OneInput, Layer):
     """Applies an activation function element-wise (``softmax`` on the last axis).
 
     Args:
@@ -372,7 +382,7 @@ class Activation(ActivationAttributes, Layer):
     def logits(self, inputs):
         return inputs
 
-    def forward(self, inputs, *, mask=None, training=None):
+    def forward(self, inputs, mask=None, training=None):
         return self.activation(inputs)
 
     def get_config(self):
@@ -381,7 +391,7 @@ class Activation(ActivationAttributes, Layer):
         return cfg
 
 
-class Flatten(Layer):
+class Flatten(OneInput, Layer):
     """``(batch, d1, d2, ...)`` -> ``(batch, d1 * d2 * ...)``.
 
     Args:
@@ -404,7 +414,7 @@ class Flatten(Layer):
         if expected is not None and tuple(got[1:]) != tuple(expected[1:]) and None not in expected[1:]:
             raise ValueError(f"layer {self.name!r} (Flatten) expected input shape {tuple(expected)}, got {tuple(got)}")
 
-    def forward(self, inputs, *, mask=None, training=None):
+    def forward(self, inputs, mask=None, training=None):
         if self.data_format == "channels_first" and inputs.dim() > 2:
             inputs = inputs.movedim(1, -1)
         return inputs.reshape(inputs.shape[0], -1)
@@ -415,7 +425,7 @@ class Flatten(Layer):
         return cfg
 
 
-class RepeatVector(Layer):
+class RepeatVector(OneInput, Layer):
     """Repeats a vector ``n`` times: ``(batch, features)`` -> ``(batch, n, features)``.
 
     Args:
@@ -429,7 +439,7 @@ class RepeatVector(Layer):
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.n, input_shape[1])
 
-    def forward(self, inputs, *, mask=None, training=None):
+    def forward(self, inputs, mask=None, training=None):
         if inputs.dim() != 2:
             raise ValueError(
                 f"layer {self.name!r} (RepeatVector) expects (batch, features), got shape {tuple(inputs.shape)}"
@@ -442,7 +452,7 @@ class RepeatVector(Layer):
         return cfg
 
 
-class TimeDistributed(Layer):
+class TimeDistributed(OneInput, Layer):
     """Applies ``layer`` to every time step: ``(batch, time, ...)`` -> ``(batch, time, ...)``.
 
     The wrapped layer sees ``(batch * time, ...)`` and its weights are shared across steps.
@@ -450,7 +460,7 @@ class TimeDistributed(Layer):
     Args:
         layer: the rnnkit layer to apply.
 
-    Call: ``layer(inputs, training=None, mask=None)``; a mask of shape ``(batch, time, ...)``
+    Call: ``layer(inputs, training=None, mask=None)`` (by position too, as Keras); a mask of shape ``(batch, time, ...)``
     reaches the wrapped layer step by step when it takes masks, as in Keras.
     """
 
@@ -474,7 +484,8 @@ class TimeDistributed(Layer):
         inner = self.layer.compute_output_shape((None,) + tuple(input_shape[2:]))
         return (input_shape[0], input_shape[1]) + tuple(inner[1:])
 
-    def forward(self, inputs, training=None, mask=None):
+    def forward(self, inputs, mask=None, training=None):
+        mask, training = _keras_positional_training(mask, training)
         b, t = inputs.shape[:2]
         kwargs = {"training": training}
         if mask is not None:

@@ -5,11 +5,12 @@ import torch
 import torch.nn.functional as F
 
 from . import _args
+from ._args import OneInput
 from .base import Layer, as_tensor
 from .convolutional import as_image, check_channels, conv_output_length, from_image, pad_time, same_padding
 
 
-class _Pooling1D(Layer):
+class _Pooling1D(OneInput, Layer):
     def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
         super().__init__(**kwargs)
         cls = type(self).__name__
@@ -37,7 +38,7 @@ class _Pooling1D(Layer):
         t = conv_output_length(input_shape[1], self.pool_size, self.padding, self.strides)
         return (input_shape[0], t, input_shape[2])
 
-    def forward(self, inputs, *, mask=None, training=None):
+    def forward(self, inputs, mask=None, training=None):
         if inputs.dim() != 3:
             layout = "(batch, features, time)" if self.data_format == "channels_first" else "(batch, time, features)"
             raise ValueError(
@@ -101,7 +102,7 @@ class AveragePooling1D(_Pooling1D):
         return total / F.avg_pool2d(as_image(ones), window, strides)
 
 
-class GlobalMaxPooling1D(Layer):
+class GlobalMaxPooling1D(OneInput, Layer):
     """Maximum over time: ``(batch, time, features)`` -> ``(batch, features)``.
 
     Args:
@@ -139,7 +140,7 @@ class GlobalMaxPooling1D(Layer):
             raise ValueError(f"layer {self.name!r} ({type(self).__name__}) expects inputs of rank 3, "
                              f"got shape {tuple(inputs.shape)}")
 
-    def forward(self, inputs, *, mask=None, training=None):
+    def forward(self, inputs, mask=None, training=None):
         self._check_rank(inputs)
         return inputs.amax(dim=self._time_axis, keepdim=self.keepdims)
 
@@ -158,7 +159,7 @@ class GlobalAveragePooling1D(GlobalMaxPooling1D):
 
     supports_masking = True
 
-    def forward(self, inputs, mask=None, *, training=None):
+    def forward(self, inputs, mask=None, training=None):
         self._check_rank(inputs)
         axis = self._time_axis
         if mask is None:

@@ -293,3 +293,12 @@ def test_time_distributed_hands_each_steps_mask_to_the_wrapped_layer():
     torch.testing.assert_close(td(x, mask=mask), want)
     with pytest.raises(ValueError, match=r"the mask's shape \(2, 4\) does not start with the input's"):
         td(x, mask=torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_a_list_given_to_a_one_input_layer_is_refused_by_name():
+    from rnnkit.layers import Conv1D, GlobalMaxPooling1D
+
+    for layer in (Dense(2), Conv1D(2, 1), GlobalMaxPooling1D(), Flatten()):
+        with pytest.raises(ValueError, match=r"takes one input tensor, got a list of 2 inputs with shapes "
+                                             r"\[\(None,\), \(None,\)\] \(a nested Python list"):
+            layer([[1.0, 2.0], [3.0]])
