@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import activations, regularizers
+from .. import activations, constraints, regularizers
 
 
 def positive_int(layer: str, arg: str, value) -> int:
@@ -126,3 +126,35 @@ class OneInput:
                 f"read as a list of inputs: pass one array, padded to one length if ragged)"
             )
         return super().build_for(input_shape)
+
+
+class Constrained:
+    """Mixin for Keras's weight constraints (``kernel_constraint=`` ...): the layer names
+    its constrained parameters and their Keras layout; after `build` each is attached
+    (`rnnkit.constraints.attach`) and projected after every optimizer step that updates it."""
+
+    # parameter -> the permutation that gives its Keras layout (None: stored as Keras's)
+    _keras_layouts: dict[str, tuple[int, ...] | None] = {}
+
+    def _init_constraints(self, **by_param) -> None:
+        self._constraints = {name: constraints.get(c) for name, c in by_param.items()}
+
+    def build_for(self, input_shape):
+        super().build_for(input_shape)
+        self._attach_constraints()
+
+    def _attach_constraints(self) -> None:
+        for name, constraint in self.__dict__.get("_constraints", {}).items():
+            param = self._parameters.get(name)
+            if param is not None:
+                constraints.attach(param, constraint, self._keras_layouts.get(name))
+
+    def __setstate__(self, state):
+        # copy.deepcopy and pickle make new parameters, without the attached constraints
+        super().__setstate__(state)
+        self._attach_constraints()
+
+    def _constraint_config(self, cfg: dict, **keys) -> dict:
+        for key, name in keys.items():
+            cfg[key] = constraints.serialize(self._constraints[name])
+        return cfg

@@ -9,7 +9,7 @@ from torch import nn
 
 from .. import activations, initializers, regularizers
 from . import _args
-from ._args import ActivationAttributes, ActivityRegularized, OneInput
+from ._args import ActivationAttributes, ActivityRegularized, Constrained, OneInput
 from .base import Layer, format_shape
 
 
@@ -66,7 +66,7 @@ def check_channels(layer, got) -> None:
                          f"{format_shape(expected)}, got {format_shape(got)}")
 
 
-class Conv1D(ActivationAttributes, ActivityRegularized, OneInput, Layer):
+class Conv1D(ActivationAttributes, ActivityRegularized, Constrained, OneInput, Layer):
     """Temporal convolution: ``(batch, time, channels)`` -> ``(batch, new_time, filters)``.
 
     Args:
@@ -82,7 +82,8 @@ class Conv1D(ActivationAttributes, ActivityRegularized, OneInput, Layer):
             ``channels`` and ``filters`` must both be divisible by it.
         activation, use_bias, kernel_initializer, bias_initializer, regularizers,
             activity_regularizer: as Dense.
-        kernel_constraint, bias_constraint, lora_rank, lora_alpha: Keras's; refused unless None.
+        kernel_constraint, bias_constraint: as Dense; ``axis`` counts in Keras's kernel layout.
+        lora_rank, lora_alpha: Keras's; refused unless None.
 
     Weights: ``get_weights()`` gives Keras's ``kernel (kernel_size, channels / groups, filters)``
     and ``bias (filters,)``; the ``kernel`` parameter itself is stored as ``conv1d`` reads it,
@@ -90,6 +91,8 @@ class Conv1D(ActivationAttributes, ActivityRegularized, OneInput, Layer):
     forward and backward on every step. Runs as a 2-D convolution on a channels-last view of
     the input (see `as_image`), so neither the input nor the output is copied to another layout.
     """
+
+    _keras_layouts = {"kernel": (2, 1, 0)}  # the parameter is (filters, channels, kernel_size)
 
     def __init__(
         self,
@@ -114,8 +117,7 @@ class Conv1D(ActivationAttributes, ActivityRegularized, OneInput, Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _args.refuse("Conv1D", kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
-                     lora_rank=lora_rank, lora_alpha=lora_alpha)
+        _args.refuse("Conv1D", lora_rank=lora_rank, lora_alpha=lora_alpha)
         self.filters = _args.positive_int("Conv1D", "filters", filters)
         self.kernel_size = _args.positive_int_1d("Conv1D", "kernel_size", kernel_size)
         self.strides = _args.positive_int_1d("Conv1D", "strides", strides)
@@ -136,6 +138,7 @@ class Conv1D(ActivationAttributes, ActivityRegularized, OneInput, Layer):
             ("bias", regularizers.get(bias_regularizer)),
         ]
         self._init_activity(activity_regularizer)
+        self._init_constraints(kernel=kernel_constraint, bias=bias_constraint)
 
     @property
     def _channels_first(self) -> bool:
@@ -212,4 +215,5 @@ class Conv1D(ActivationAttributes, ActivityRegularized, OneInput, Layer):
             kernel_regularizer=regularizers.serialize(self._regularizers[0][1]),
             bias_regularizer=regularizers.serialize(self._regularizers[1][1]),
         )
+        self._constraint_config(cfg, kernel_constraint="kernel", bias_constraint="bias")
         return self._activity_config(cfg)

@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import activations, initializers, regularizers
+from .. import constraints as rnnkit_constraints
 from . import _args
-from ._args import ActivationAttributes, ActivityRegularized, OneInput
+from ._args import ActivationAttributes, ActivityRegularized, Constrained, OneInput
 from .base import Layer, Shape, as_tensor
 from ._dropout import dropout
 from ._lookup import embedding_lookup
@@ -88,7 +89,7 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None
                       batch_shape=batch_shape, optional=optional, name=name)
 
 
-class Dense(ActivationAttributes, ActivityRegularized, OneInput, Layer):
+class Dense(ActivationAttributes, ActivityRegularized, Constrained, OneInput, Layer):
     """Densely connected layer: ``activation(inputs @ kernel + bias)`` on the last axis.
 
     Works on any rank: input ``(batch, ..., input_dim)`` gives ``(batch, ..., units)``,
@@ -102,8 +103,9 @@ class Dense(ActivationAttributes, ActivityRegularized, OneInput, Layer):
         kernel_initializer: default ``"glorot_uniform"``; bias_initializer default ``"zeros"``.
         kernel_regularizer, bias_regularizer: e.g. ``regularizers.l2(0.01)``.
         activity_regularizer: a penalty on the output, over the batch size (Keras 3).
-        kernel_constraint, bias_constraint, lora_rank, lora_alpha, quantization_config:
-            Keras's; refused unless None.
+        kernel_constraint, bias_constraint: projections applied after each optimizer step
+            (`rnnkit.constraints`: ``"max_norm"``, ``"non_neg"``, ``UnitNorm(axis=0)`` ...).
+        lora_rank, lora_alpha, quantization_config: Keras's; refused unless None.
 
     Weights (Keras layout): ``kernel (input_dim, units)``, ``bias (units,)``.
     """
@@ -128,8 +130,7 @@ class Dense(ActivationAttributes, ActivityRegularized, OneInput, Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _args.refuse("Dense", kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
-                     lora_rank=lora_rank, lora_alpha=lora_alpha, quantization_config=quantization_config)
+        _args.refuse("Dense", lora_rank=lora_rank, lora_alpha=lora_alpha, quantization_config=quantization_config)
         self.units = _args.positive_int("Dense", "units", units)
         self.activation = activation
         self.use_bias = _args.flag("Dense", "use_bias", use_bias)
@@ -140,6 +141,7 @@ class Dense(ActivationAttributes, ActivityRegularized, OneInput, Layer):
             ("bias", regularizers.get(bias_regularizer)),
         ]
         self._init_activity(activity_regularizer)
+        self._init_constraints(kernel=kernel_constraint, bias=bias_constraint)
 
     def build(self, input_shape):
         in_dim = input_shape[-1]
@@ -172,10 +174,11 @@ class Dense(ActivationAttributes, ActivityRegularized, OneInput, Layer):
             kernel_regularizer=regularizers.serialize(self._regularizers[0][1]),
             bias_regularizer=regularizers.serialize(self._regularizers[1][1]),
         )
+        self._constraint_config(cfg, kernel_constraint="kernel", bias_constraint="bias")
         return self._activity_config(cfg)
 
 
-class Embedding(OneInput, Layer):
+class Embedding(Constrained, OneInput, Layer):
     """Turns token ids into dense vectors: ``(batch, time)`` ints -> ``(batch, time, output_dim)``.
 
     Args:
@@ -188,8 +191,9 @@ class Embedding(OneInput, Layer):
         weights: the initial table ``(input_dim, output_dim)`` (or a list holding it), as Keras.
         input_length: fixed sequence length, for the first layer of a model (Keras 2's
             meaning; Keras 3 ignores it with a warning).
-        embeddings_constraint, lora_rank, lora_alpha, quantization_config: Keras's;
-            refused unless None.
+        embeddings_constraint: a projection of the table after each optimizer step
+            (`rnnkit.constraints`).
+        lora_rank, lora_alpha, quantization_config: Keras's; refused unless None.
 
     Weights: ``embeddings (input_dim, output_dim)``.
     """
@@ -214,14 +218,14 @@ class Embedding(OneInput, Layer):
             if "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
                 kwargs["input_shape"] = (input_length,)
         super().__init__(**kwargs)
-        _args.refuse("Embedding", embeddings_constraint=embeddings_constraint, lora_rank=lora_rank,
-                     lora_alpha=lora_alpha, quantization_config=quantization_config)
+        _args.refuse("Embedding", lora_rank=lora_rank, lora_alpha=lora_alpha, quantization_config=quantization_config)
         self.input_dim = _args.positive_int("Embedding", "input_dim", input_dim)
         self.output_dim = _args.positive_int("Embedding", "output_dim", output_dim)
         self.mask_zero = _args.flag("Embedding", "mask_zero", mask_zero)
         self.input_length = input_length
         self.embeddings_initializer = initializers.get(embeddings_initializer)
         self._regularizers = [("embeddings", regularizers.get(embeddings_regularizer))]
+        self._init_constraints(embeddings=embeddings_constraint)
         if weights is not None:
             self._initial_table(weights)
 
@@ -289,6 +293,7 @@ class Embedding(OneInput, Layer):
             output_dim=self.output_dim,
             embeddings_initializer=initializers.serialize(self.embeddings_initializer),
             embeddings_regularizer=regularizers.serialize(self._regularizers[0][1]),
+            embeddings_constraint=rnnkit_constraints.serialize(self._constraints["embeddings"]),
             mask_zero=self.mask_zero,
             input_length=self.input_length,
         )

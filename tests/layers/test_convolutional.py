@@ -143,7 +143,7 @@ def test_conv1d_groups_is_torch_grouped_convolution_with_keras_weight_layout():
     (lambda: Conv1D(4, 3, groups=3), "filters=4 is not divisible by groups=3"),
     (lambda: Conv1D(4, 3, strides=2, dilation_rate=2), "strides > 1 together with dilation_rate > 1"),
     (lambda: Conv1D(4, 3, padding="full"), "padding must be one of 'valid', 'same', 'causal', got 'full'"),
-    (lambda: Conv1D(4, 3, kernel_constraint="non_neg"), "Conv1D: kernel_constraint= is not supported"),
+    (lambda: Conv1D(4, 3, lora_alpha=2), "Conv1D: lora_alpha= is not supported"),
     (lambda: Conv1D(4, 3, lora_rank=2), "Conv1D: lora_rank= is not supported"),
 ])
 def test_bad_conv1d_arguments_are_refused_with_their_name(make, message):

@@ -5,7 +5,7 @@ implemented or refused with an error naming it — never accepted and ignored.
 with ``inspect.signature``) lists Keras's arguments per layer. Each is passed with a value
 that changes what Keras computes; rnnkit must raise a one-line error naming the argument, or
 the argument must be in ``IMPLEMENTED`` below — each of those has its own test against Keras
-(tests/layers/test_core.py, test_convolutional.py, test_pooling.py). So a new argument that a
+(tests/layers/test_core.py, test_convolutional.py, test_pooling.py, tests/test_constraints.py). So a new argument that a
 constructor starts to swallow (say through ``**kwargs``) fails here until it is implemented.
 """
 import re
@@ -46,8 +46,10 @@ IMPLEMENTED = {
     "InputLayer": {"shape", "batch_size", "dtype", "batch_shape", "name", "input_shape", "trainable"},
     "Input": {"shape", "batch_size", "dtype", "batch_shape", "name"},
     "Dense": _BASE | {"units", "activation", "use_bias", "kernel_initializer", "bias_initializer",
-                      "kernel_regularizer", "bias_regularizer", "activity_regularizer"},
-    "Embedding": _BASE | {"output_dim", "embeddings_initializer", "embeddings_regularizer", "mask_zero", "weights"},
+                      "kernel_regularizer", "bias_regularizer", "activity_regularizer", "kernel_constraint",
+                      "bias_constraint"},
+    "Embedding": _BASE | {"output_dim", "embeddings_initializer", "embeddings_regularizer", "mask_zero", "weights",
+                          "embeddings_constraint"},
     "Dropout": _BASE | {"rate", "noise_shape", "seed"},
     "Activation": _BASE | {"activation"},
     "Flatten": _BASE | {"data_format"},
@@ -55,7 +57,7 @@ IMPLEMENTED = {
     "TimeDistributed": _BASE | {"layer"},
     "Conv1D": _BASE | {"filters", "kernel_size", "strides", "padding", "data_format", "dilation_rate", "groups",
                        "activation", "use_bias", "kernel_initializer", "bias_initializer", "kernel_regularizer",
-                       "bias_regularizer", "activity_regularizer"},
+                       "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint"},
     "MaxPooling1D": _BASE | {"pool_size", "strides", "padding", "data_format"},
     "AveragePooling1D": _BASE | {"pool_size", "strides", "padding", "data_format"},
     "GlobalMaxPooling1D": _BASE | {"data_format", "keepdims"},
