@@ -29,7 +29,7 @@ _LAZY = {
     "optimizers": "rnnkit.training",
     "to_categorical": "rnnkit.utils",
 }
-_SUBMODULES = {"activations", "initializers", "layers", "regularizers", "keras", "text", "data", "lm",
+_SUBMODULES = {"activations", "constraints", "initializers", "layers", "regularizers", "keras", "text", "data", "lm",
                "seq2seq", "bench", "training", "saving", "models", "utils", "cli"}
 
 __all__ = sorted(set(_LAZY) | _SUBMODULES | {"__version__"})

@@ -6,6 +6,8 @@ import torch.nn.functional as F
 
 from rnnkit.layers import AveragePooling1D, Conv1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 
+from ._keras_cases import ARRAYS, assert_matches, cases
+
 
 def reference_conv(x, kernel, bias, stride, dilation, left, right):
     """Direct (slow) definition: y[t, f] = sum_k sum_c x[t*s + k*d - left, c] * kernel[k, c, f] + b."""
@@ -107,3 +109,54 @@ def test_conv1d_and_pooling_gradients_match_torch_channels_first_ops(padding, st
         ref = torch.autograd.grad(y_ref, [x_ref, kernel, conv.bias], g)
         for a, b in zip(grads, ref):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("case", [c for c in cases("Conv1D") if "activity_regularizer" not in c],
+                         ids=lambda c: c["case"])
+def test_conv1d_groups_dilation_causal_strides_and_channels_first_match_keras(case):
+    layer = assert_matches(case)
+    cfg = layer.get_config()
+    for key in ("groups", "dilation_rate", "strides", "padding", "data_format"):
+        if key in case["config"]:
+            assert cfg[key] == case["config"][key]
+    assert [w.shape for w in layer.get_weights()] == [ARRAYS[k].shape for k in case["weights"]]
+
+
+def test_conv1d_groups_is_torch_grouped_convolution_with_keras_weight_layout():
+    conv = Conv1D(6, 3, groups=3)
+    x = torch.randn(2, 9, 6)
+    y = conv(x)
+    kernel, bias = conv.get_weights()
+    assert kernel.shape == (3, 2, 6) and conv.count_params() == 3 * 2 * 6 + 6
+    want = F.conv1d(x.transpose(1, 2), torch.tensor(kernel).permute(2, 1, 0), torch.tensor(bias), groups=3)
+    torch.testing.assert_close(y, want.transpose(1, 2), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="the input's 5 channels are not divisible by groups=3"):
+        Conv1D(6, 3, groups=3)(torch.randn(1, 9, 5))
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: Conv1D(2.5, 3), "Conv1D: filters must be a positive integer, got 2.5"),
+    (lambda: Conv1D(True, 3), "filters must be a positive integer, got True"),
+    (lambda: Conv1D(4, 0), "kernel_size must be a positive integer, got 0"),
+    (lambda: Conv1D(4, (3, 2)), r"kernel_size must be an integer or a tuple of 1 integer"),
+    (lambda: Conv1D(4, 3, strides=0), "strides must be a positive integer, got 0"),
+    (lambda: Conv1D(4, 3, groups=3), "filters=4 is not divisible by groups=3"),
+    (lambda: Conv1D(4, 3, strides=2, dilation_rate=2), "strides > 1 together with dilation_rate > 1"),
+    (lambda: Conv1D(4, 3, padding="full"), "padding must be one of 'valid', 'same', 'causal', got 'full'"),
+    (lambda: Conv1D(4, 3, lora_alpha=2), "Conv1D: lora_alpha= is not supported"),
+    (lambda: Conv1D(4, 3, lora_rank=2), "Conv1D: lora_rank= is not supported"),
+])
+def test_bad_conv1d_arguments_are_refused_with_their_name(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_conv1d_activation_can_be_reassigned_and_channels_first_checks_channels():
+    conv = Conv1D(3, 2, activation="relu", data_format="channels_first")
+    x = torch.randn(2, 4, 6)
+    assert (conv(x) >= 0).all() and conv.output_shape == (None, 3, 5)
+    conv.activation = None
+    assert (conv(x) < 0).any() and conv.get_config()["activation"] == "linear"
+    assert conv(torch.randn(2, 4, 9)).shape == (2, 3, 8)  # any length
+    with pytest.raises(ValueError, match=r"expected input shape \(None, 4, 6\), got \(2, 6, 4\)"):
+        conv(torch.randn(2, 6, 4))

@@ -1,4 +1,5 @@
-"""Core layers: Dense, Embedding, Dropout, Activation, Flatten, RepeatVector, TimeDistributed."""
+"""Core layers: Dense, Embedding, Dropout, Activation, Flatten, RepeatVector, TimeDistributed
+(the Keras 3 argument cases come from ``tests/fixtures/keras/layers_args``)."""
 import numpy as np
 import pytest
 import torch
@@ -6,6 +7,8 @@ import torch
 import rnnkit
 from rnnkit import regularizers
 from rnnkit.layers import LSTM, Activation, Dense, Dropout, Embedding, Flatten, Input, RepeatVector, TimeDistributed
+
+from ._keras_cases import ARRAYS, assert_matches, cases, run
 
 
 def test_dense_on_vectors_and_sequences():
@@ -161,3 +164,140 @@ def test_cpu_embedding_lookup_has_f_embeddings_values_and_gradients():
     torch.testing.assert_close(got, want)
     frozen = weight.detach()
     assert not embedding_lookup(ids, frozen).requires_grad
+
+
+# ----------------------------------------------------- Keras 3 arguments (tests/fixtures/keras/layers_args)
+@pytest.mark.parametrize("case", cases("Flatten"), ids=lambda c: c["case"])
+def test_flatten_data_format_matches_keras(case):
+    layer = assert_matches(case)
+    assert layer.get_config()["data_format"] == case["config"]["data_format"]
+
+
+@pytest.mark.parametrize("case", cases("Dense_reassigned"), ids=lambda c: c["case"])
+def test_dense_activation_assigned_after_construction_runs_and_saves_as_in_keras(case):
+    dense = Dense(**case["config"])
+    dense.activation = case["reassigned"]  # a name, or None: linear (Keras: no activation)
+    y, want, _ = run(case, layer=dense)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+    # Keras's get_config fails after `activation = None`; rnnkit saves it as what it computes
+    assert dense.get_config()["activation"] == (case["config_activation"] or "linear")
+    again = Dense.from_config(dense.get_config())
+    again(ARRAYS[case["x"]])
+    again.set_weights(dense.get_weights())
+    np.testing.assert_allclose(again(ARRAYS[case["x"]]).detach().numpy(), want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_reassigned_final_activation_changes_the_models_logit_shortcut():
+    model = rnnkit.Sequential([Dense(3, activation="softmax", input_shape=(4,))])
+    assert model.final_activation == "softmax"
+    model.layers[0].activation = None
+    assert model.final_activation == "linear"
+    act = Activation("relu")
+    act.activation = "tanh"
+    torch.testing.assert_close(act(torch.tensor([-1.0])), torch.tanh(torch.tensor([-1.0])))
+
+
+@pytest.mark.parametrize("case", cases("Dense_activity") + cases("Conv1D_activity"), ids=lambda c: c["case"])
+def test_activity_regularizer_penalty_matches_keras(case):
+    layer = getattr(rnnkit.layers, case["class"])(**case["config"], activity_regularizer=regularizers.L1L2(
+        **case["activity_regularizer"]))
+    y, want, _ = run(case, layer=layer)
+    np.testing.assert_allclose(y, want, rtol=1e-5, atol=1e-5)
+    assert layer.regularization_loss().item() == pytest.approx(case["penalty"], rel=1e-5)
+    cfg = layer.get_config()
+    assert cfg["activity_regularizer"]["config"] == {"l1": 0.0, "l2": 0.0, **case["activity_regularizer"]}
+    assert type(layer).from_config(cfg).activity_regularizer is not None
+
+
+def test_activity_penalty_reaches_the_loss_also_through_the_logit_shortcut():
+    x = np.random.default_rng(1).random((5, 4)).astype("float32")
+    model = rnnkit.Sequential([Dense(3, activation="softmax", activity_regularizer="l2", input_shape=(4,))])
+    out = model(x)
+    want = 0.01 * float((out.detach() ** 2).sum()) / 5
+    assert model.regularization_loss().item() == pytest.approx(want, rel=1e-5)
+    model.layers[0]._activity_penalty = None
+    model.forward(torch.as_tensor(x), return_logits=True)  # what fit runs for a softmax + cross-entropy
+    assert model.regularization_loss().item() == pytest.approx(want, rel=1e-5)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: Dense(2.5), "Dense: units must be a positive integer, got 2.5"),
+    (lambda: Dense(True), "Dense: units must be a positive integer, got True"),
+    (lambda: Dense(-1), "units must be a positive integer, got -1"),
+    (lambda: Dense("3"), "units must be a positive integer, got '3'"),
+    (lambda: Dense(3, use_bias="no"), "Dense: use_bias must be True or False"),
+    (lambda: Dense(3, lora_rank=4), "Dense: lora_rank= is not supported"),
+    (lambda: Dense(3, quantization_config={}), "Dense: quantization_config= is not supported"),
+    (lambda: Embedding(2.5, 3), "Embedding: input_dim must be a positive integer, got 2.5"),
+    (lambda: Embedding(5, 0), "Embedding: output_dim must be a positive integer, got 0"),
+    (lambda: Embedding(5, 3, input_length=0), "Embedding: input_length must be a positive integer"),
+    (lambda: Embedding(5, 3, lora_rank=2), "Embedding: lora_rank= is not supported"),
+    (lambda: Embedding(5, 3, weights=np.zeros((5, 2))), r"weights must be one array of shape \(5, 3\), got shape \(5, 2\)"),
+    (lambda: Dropout(1.0), r"Dropout: rate must be in \[0, 1\), got 1.0"),
+    (lambda: Dropout(-0.1), "rate must be in"),
+    (lambda: Dropout(True), "rate must be in"),
+    (lambda: Dropout("0.5"), "rate must be in"),
+    (lambda: Dropout(0.5, seed=1.5), "Dropout: seed must be an integer or None, got 1.5"),
+    (lambda: Dropout(0.5, noise_shape=(None, 0)), "Dropout: noise_shape must be a positive integer, got 0"),
+    (lambda: RepeatVector(0), "RepeatVector: n must be a positive integer, got 0"),
+    (lambda: RepeatVector(2.5), "RepeatVector: n must be a positive integer, got 2.5"),
+    (lambda: Flatten("bad"), "Flatten: data_format must be one of"),
+    (lambda: Input((3,), sparse=True), "Input: sparse= is not supported"),
+    (lambda: Input((3,), ragged=True), "Input: ragged= is not supported"),
+    (lambda: Input((3,), optional=True), "Input: optional= is not supported"),
+    (lambda: Input(33), r"Input: shape must be a tuple of positive integers or None, got 33 \(write \(33,\)\)"),
+    (lambda: Input((2.5,)), "Input: shape must be a positive integer, got 2.5"),
+    (lambda: Input((3,), dtype="float16"), "Input: dtype must be one of float32, int32, int64"),
+    (lambda: Input((3,), batch_shape=(None, 3)), "give shape= or batch_shape=, not both"),
+])
+def test_bad_core_arguments_are_refused_with_their_name(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_keras_argument_spellings_that_are_implemented():
+    assert Dense(np.int64(3)).units == 3  # Keras refuses NumPy integers; their meaning is plain
+    assert Input((3,), dtype=None).input_dtype == "float32"  # Keras's default dtype is None
+    assert Input(batch_shape=(4, 3)).shape == (4, 3)
+    table = np.arange(12, dtype="float32").reshape(4, 3)
+    for weights in (table, [table]):
+        emb = Embedding(4, 3, weights=weights)
+        np.testing.assert_array_equal(emb(np.array([[3, 0]])).detach().numpy()[0], table[[3, 0]])
+        np.testing.assert_array_equal(emb.get_weights()[0], table)
+    assert not Embedding(4, 3, weights=table, trainable=False)(np.array([[1]])).requires_grad
+
+
+def test_dropout_seed_repeats_its_masks_and_training_goes_by_position_as_in_keras():
+    x = torch.ones(4, 50)
+    a, b = Dropout(0.5, seed=7), Dropout(0.5, seed=7)
+    torch.manual_seed(0)
+    first = a(x, True)  # Keras's Dropout.call(inputs, training): the second argument is training
+    torch.manual_seed(1)
+    torch.testing.assert_close(first, b(x, training=True))  # the seed, not the global RNG, fixes them
+    assert (first == 0).any() and not torch.equal(first, a(x, True))  # a sequence of masks, not one
+    shared = Dropout(0.5, noise_shape=(None, 1), seed=3)(torch.ones(6, 5), training=True)
+    assert torch.all(shared == shared[:, :1])
+    with pytest.raises(ValueError, match=r"noise_shape \(None, 1\) has 2 axes, the input \(2, 3, 4\) has 3"):
+        Dropout(0.5, noise_shape=(None, 1))(torch.ones(2, 3, 4), training=True)
+
+
+def test_time_distributed_hands_each_steps_mask_to_the_wrapped_layer():
+    from rnnkit.layers import GlobalAveragePooling1D
+
+    x = torch.randn(2, 3, 4, 5)
+    mask = torch.rand(2, 3, 4) > 0.3
+    mask[..., 0] = True
+    td = TimeDistributed(GlobalAveragePooling1D())
+    want = torch.stack([GlobalAveragePooling1D()(x[:, t], mask=mask[:, t]) for t in range(3)], 1)
+    torch.testing.assert_close(td(x, mask=mask), want)
+    with pytest.raises(ValueError, match=r"the mask's shape \(2, 4\) does not start with the input's"):
+        td(x, mask=torch.ones(2, 4, dtype=torch.bool))
+
+
+def test_a_list_given_to_a_one_input_layer_is_refused_by_name():
+    from rnnkit.layers import Conv1D, GlobalMaxPooling1D
+
+    for layer in (Dense(2), Conv1D(2, 1), GlobalMaxPooling1D(), Flatten()):
+        with pytest.raises(ValueError, match=r"takes one input tensor, got a list of 2 inputs with shapes "
+                                             r"\[\(None,\), \(None,\)\] \(a nested Python list"):
+            layer([[1.0, 2.0], [3.0]])
