@@ -3,13 +3,13 @@
 Mirrors the parts of ``tensorflow.keras`` / ``keras`` that sequence models use:
 ``keras.layers``, ``keras.models``, ``keras.Sequential``, ``keras.Input``,
 ``keras.optimizers``, ``keras.losses``, ``keras.callbacks``,
-``keras.regularizers``, ``keras.utils`` and ``keras.preprocessing``.
+``keras.regularizers``, ``keras.ops``, ``keras.utils`` and ``keras.preprocessing``.
 """
-from . import backend, callbacks, layers, losses, models, optimizers, preprocessing, regularizers, utils
+from . import backend, callbacks, layers, losses, models, ops, optimizers, preprocessing, regularizers, utils
 from .layers import Input
 from .models import Model, Sequential, load_model
 
 __all__ = [
-    "backend", "callbacks", "layers", "losses", "models", "optimizers", "preprocessing",
+    "backend", "callbacks", "layers", "losses", "models", "ops", "optimizers", "preprocessing",
     "regularizers", "utils", "Input", "Model", "Sequential", "load_model",
 ]
