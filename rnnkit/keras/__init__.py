@@ -5,11 +5,14 @@ Mirrors the parts of ``tensorflow.keras`` / ``keras`` that sequence models use:
 ``keras.optimizers``, ``keras.losses``, ``keras.callbacks``,
 ``keras.regularizers``, ``keras.ops``, ``keras.utils`` and ``keras.preprocessing``.
 """
-from . import backend, callbacks, layers, losses, models, ops, optimizers, preprocessing, regularizers, utils
+from . import (
+    backend, callbacks, initializers, layers, losses, models, ops, optimizers, preprocessing, regularizers, saving,
+    utils,
+)
 from .layers import Input
 from .models import Model, Sequential, load_model
 
 __all__ = [
-    "backend", "callbacks", "layers", "losses", "models", "ops", "optimizers", "preprocessing",
-    "regularizers", "utils", "Input", "Model", "Sequential", "load_model",
+    "backend", "callbacks", "initializers", "layers", "losses", "models", "ops", "optimizers", "preprocessing",
+    "regularizers", "saving", "utils", "Input", "Model", "Sequential", "load_model",
 ]
