@@ -1,4 +1,4 @@
-"""Small utilities shared across rnnkit: atomic file writes and label encoding."""
+"""Small utilities shared across rnnkit: atomic file writes, label encoding, global seeding."""
 from __future__ import annotations
 
 import contextlib
@@ -9,7 +9,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "to_categorical"]
+__all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_text", "set_random_seed", "to_categorical"]
 
 
 @contextlib.contextmanager
@@ -89,3 +89,17 @@ def to_categorical(y, num_classes: int | None = None, dtype: str = "float32") ->
     out = np.zeros((y.shape[0], num_classes), dtype=dtype)
     out[np.arange(y.shape[0]), y] = 1
     return out.reshape(input_shape + (num_classes,))
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (every device), as
+    ``keras.utils.set_random_seed`` does for its backends."""
+    import random
+
+    import torch
+
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"set_random_seed: seed must be an integer, got {seed!r} ({type(seed).__name__})")
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # seeds the CUDA generators too

@@ -2,14 +2,17 @@
 
 Mirrors the parts of ``tensorflow.keras`` / ``keras`` that sequence models use:
 ``keras.layers``, ``keras.models``, ``keras.Sequential``, ``keras.Input``,
-``keras.optimizers``, ``keras.losses``, ``keras.callbacks``,
-``keras.regularizers``, ``keras.constraints``, ``keras.utils`` and ``keras.preprocessing``.
+``keras.optimizers``, ``keras.losses``, ``keras.metrics``, ``keras.callbacks``,
+``keras.initializers``, ``keras.regularizers``, ``keras.constraints``, ``keras.ops``, ``keras.saving``, ``keras.utils`` and ``keras.preprocessing``.
 """
-from . import backend, callbacks, constraints, layers, losses, models, optimizers, preprocessing, regularizers, utils
+from . import (
+    backend, callbacks, constraints, initializers, layers, losses, metrics, models, ops, optimizers, preprocessing, regularizers,
+    saving, utils,
+)
 from .layers import Input
 from .models import Model, Sequential, load_model
 
 __all__ = [
-    "backend", "callbacks", "constraints", "layers", "losses", "models", "optimizers", "preprocessing",
-    "regularizers", "utils", "Input", "Model", "Sequential", "load_model",
+    "backend", "callbacks", "constraints", "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers",
+    "preprocessing", "regularizers", "saving", "utils", "Input", "Model", "Sequential", "load_model",
 ]

@@ -1,7 +1,8 @@
 """``keras.utils``."""
-from ..utils import to_categorical
+from ..data.fetch import get_file
+from ..utils import set_random_seed, to_categorical
 
-__all__ = ["to_categorical"]
+__all__ = ["get_file", "set_random_seed", "to_categorical"]
 
 try:  # text utilities live in rnnkit.text
     from ..text import pad_sequences  # noqa: F401
@@ -9,3 +10,13 @@ try:  # text utilities live in rnnkit.text
     __all__.append("pad_sequences")
 except ImportError:  # pragma: no cover - rnnkit.text always ships with rnnkit
     pass
+
+from ..saving.objects import (  # noqa: E402 - Keras exports these from keras.utils too
+    CustomObjectScope, custom_object_scope, get_custom_objects, get_registered_name, get_registered_object,
+    register_keras_serializable,
+)
+
+__all__ += [
+    "CustomObjectScope", "custom_object_scope", "get_custom_objects", "get_registered_name",
+    "get_registered_object", "register_keras_serializable",
+]

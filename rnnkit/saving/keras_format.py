@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 
 from ..layers.base import Layer
-from ..layers.registry import get_class
+from ..layers.registry import layer_class
 from .native import ModelFileError
 
 # Options that exist in Keras configs but change nothing rnnkit computes.
@@ -60,7 +60,7 @@ def translate_layer(spec: dict, legacy: bool, first: bool) -> dict:
     """A Keras layer spec -> an rnnkit spec ``{"class_name", "config"}`` (recursive for wrappers)."""
     class_name = spec["class_name"]
     try:
-        cls = get_class(class_name)
+        cls = layer_class(spec)
     except ValueError as exc:
         raise ModelFileError(f"Keras layer class {class_name!r} is not supported by rnnkit ({exc})") from None
     config = dict(spec.get("config", {}))
@@ -91,7 +91,10 @@ def translate_layer(spec: dict, legacy: bool, first: bool) -> dict:
                 continue
             raise ModelFileError(f"Keras layer {name!r} ({class_name}) has option {key}={value!r}, which rnnkit does not support")
         out[key] = value
-    return {"class_name": class_name, "config": out}
+    translated = {"class_name": class_name, "config": out}
+    if spec.get("registered_name"):  # a custom class: found only if registered in this process
+        translated["registered_name"] = spec["registered_name"]
+    return translated
 
 
 def _build_sequential(model_config: dict, legacy: bool):

@@ -263,10 +263,19 @@ def load_model(filepath, compile: bool = True, custom_objects=None):
     Args:
         filepath: path to the file.
         compile: restore the loss, metrics and optimizer (with its state) when saved.
+        custom_objects: ``{name: class}`` for custom layers (and initializers ...) the file names,
+            besides those registered with ``keras.saving.register_keras_serializable``.
     """
+    from .objects import custom_object_scope
+
+    # Names in the file resolve to rnnkit's classes, registered ones, and these (never to code in the file).
+    with custom_object_scope(custom_objects):
+        return _load_model(Path(os.fspath(filepath)), compile)
+
+
+def _load_model(path: Path, compile: bool):
     from .keras_format import is_keras_file, load_keras_file
 
-    path = Path(os.fspath(filepath))
     # By content, not by name: ``model.save("best.h5")`` (the Keras 2 habit, also through
     # ModelCheckpoint) writes rnnkit's own format under a Keras name.
     if is_keras_file(path):

@@ -13,23 +13,76 @@ import inspect
 
 import torch
 
+from . import schedules
+
 
 class Optimizer:
+    """Keras 3's optimizer arguments, shared by every optimizer here.
+
+    Args:
+        learning_rate: a number, or a ``keras.optimizers.schedules`` schedule (evaluated at the
+            update count before every update).
+        weight_decay: decoupled weight decay, as Keras 3: before each update every weight is
+            multiplied by ``1 - learning_rate * weight_decay``.
+        clipnorm / clipvalue / global_clipnorm: gradient clipping (at most one of them).
+        gradient_accumulation_steps: an int >= 2: gradients are summed over that many batches and
+            their mean applied once (``iterations`` counts the updates applied).
+        use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor: refused unless at their
+            defaults (not implemented). ``decay`` (Keras 2) is refused, as Keras 3 drops it.
+    """
+
     torch_class: type[torch.optim.Optimizer] = torch.optim.SGD
     name = "optimizer"
+    _torch_weight_decay = False  # whether torch_class applies weight_decay itself (decoupled)
 
-    def __init__(self, learning_rate: float = 0.001, clipnorm=None, clipvalue=None, global_clipnorm=None,
-                 name=None, lr=None, **kwargs):
+    def __init__(self, learning_rate: float = 0.001, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
+                 loss_scale_factor=None, gradient_accumulation_steps=None, name=None, lr=None, **kwargs):
+        cls = type(self).__name__
+        if "decay" in kwargs:
+            raise ValueError(f"{cls}: argument `decay` is no longer supported (Keras 3 dropped it); use a "
+                             "keras.optimizers.schedules learning rate instead")
+        if kwargs:
+            raise ValueError(f"{cls}: argument(s) not recognized: {kwargs}")
+        refused = {"use_ema": (use_ema, False), "ema_momentum": (ema_momentum, 0.99),
+                   "ema_overwrite_frequency": (ema_overwrite_frequency, None),
+                   "loss_scale_factor": (loss_scale_factor, None)}
+        for arg, (value, default) in refused.items():
+            if value != default:
+                raise ValueError(f"{cls}: {arg}={value!r} is not supported (rnnkit has no weight averaging or "
+                                 "loss scaling in its optimizers)")
+        if name is not None and str(name).lower() != self.name.lower():
+            raise ValueError(f"{cls}: name={name!r} is not supported; an optimizer's config names its class "
+                             f"({self.name!r})")
         if lr is not None:  # Keras 2 spelling
             learning_rate = lr
-        if float(learning_rate) <= 0:
-            raise ValueError(f"{type(self).__name__}: learning_rate must be positive, got {learning_rate!r}")
-        if sum(c is not None for c in (clipnorm, global_clipnorm)) > 1:
-            raise ValueError("set at most one of clipnorm and global_clipnorm")
-        self._lr = float(learning_rate)
+        if isinstance(learning_rate, dict):  # a serialized schedule, from a saved config
+            learning_rate = schedules.deserialize(learning_rate)
+        self._schedule = learning_rate if isinstance(learning_rate, schedules.LearningRateSchedule) else None
+        if self._schedule is None:
+            if callable(learning_rate):
+                raise ValueError(f"{cls}: learning_rate must be a number or a keras.optimizers.schedules "
+                                 f"schedule, got {learning_rate!r}")
+            if float(learning_rate) <= 0:
+                raise ValueError(f"{cls}: learning_rate must be positive, got {learning_rate!r}")
+        if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError(f"{cls}: set at most one of clipnorm, clipvalue and global_clipnorm "
+                             f"(got clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm})")
+        if weight_decay is not None and float(weight_decay) < 0:
+            raise ValueError(f"{cls}: weight_decay must be >= 0, got {weight_decay!r}")
+        if gradient_accumulation_steps is not None and (
+                isinstance(gradient_accumulation_steps, bool) or not isinstance(gradient_accumulation_steps, int)
+                or gradient_accumulation_steps < 2):
+            raise ValueError(f"{cls}: gradient_accumulation_steps must be an integer >= 2, "
+                             f"got {gradient_accumulation_steps!r}")
+        self._lr = float(self._schedule(0)) if self._schedule is not None else float(learning_rate)
+        self.weight_decay = None if weight_decay is None else float(weight_decay)
         self.clipnorm = clipnorm
         self.clipvalue = clipvalue
         self.global_clipnorm = global_clipnorm
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self._accumulated: list[torch.Tensor] | None = None
+        self._pending = 0  # batches summed into _accumulated
         self.torch_optimizer: torch.optim.Optimizer | None = None
         self.iterations = 0
 
@@ -40,21 +93,35 @@ class Optimizer:
     def get_config(self) -> dict:
         return {
             "name": self.name,
-            "learning_rate": self.learning_rate,
+            "learning_rate": schedules.serialize(self._schedule) if self._schedule is not None else self.learning_rate,
+            "weight_decay": self.weight_decay,
             "clipnorm": self.clipnorm,
-            "clipvalue": self.clipvalue,
             "global_clipnorm": self.global_clipnorm,
+            "clipvalue": self.clipvalue,
+            "use_ema": False,
+            "ema_momentum": 0.99,
+            "ema_overwrite_frequency": None,
+            "loss_scale_factor": None,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
         }
 
     # --- learning rate, readable and settable while training (ReduceLROnPlateau)
     @property
     def learning_rate(self) -> float:
+        if self._schedule is not None:  # the rate of the next update, as Keras reports it
+            return float(self._schedule(self.iterations))
         if self.torch_optimizer is not None:
             return float(self.torch_optimizer.param_groups[0]["lr"])
         return self._lr
 
     @learning_rate.setter
     def learning_rate(self, value: float) -> None:
+        if self._schedule is not None:
+            raise TypeError(f"{type(self).__name__}: its learning_rate is a schedule "
+                            f"({type(self._schedule).__name__}), so it cannot be set")
+        self._set_lr(value)
+
+    def _set_lr(self, value: float) -> None:
         self._lr = float(value)
         if self.torch_optimizer is not None:
             for group in self.torch_optimizer.param_groups:
@@ -97,15 +164,44 @@ class Optimizer:
         if self.global_clipnorm is not None:
             torch.nn.utils.clip_grad_norm_(params, float(self.global_clipnorm))
 
+    def _accumulate(self, params) -> bool:
+        """Add this batch's gradients to the sums; True when they hold a full update (then the
+        gradients are their mean and the sums start again)."""
+        params = [p for p in params if p.grad is not None]
+        if self._accumulated is None:
+            self._accumulated = [torch.zeros_like(p) for p in params]
+        torch._foreach_add_(self._accumulated, [p.grad for p in params])
+        self._pending += 1
+        if self._pending < self.gradient_accumulation_steps:
+            return False
+        for p, total in zip(params, self._accumulated):
+            p.grad = total / self.gradient_accumulation_steps
+        self._accumulated, self._pending = None, 0
+        return True
+
+    def _decay_weights(self, params) -> None:
+        if self.weight_decay and not self._torch_weight_decay:
+            with torch.no_grad():
+                torch._foreach_mul_([p for p in params if p.grad is not None], 1.0 - self._lr * self.weight_decay)
+
     def step(self, params, scaler=None) -> None:
-        """Clip (Keras's way) and apply one update; with a GradScaler (fp16), unscale first."""
+        """Clip (Keras's way), decay the weights, and apply one update (or, accumulating
+        gradients, add this batch's); with a GradScaler (fp16), unscale first."""
+        if self._schedule is not None:
+            self._set_lr(self._schedule(self.iterations))
         if scaler is not None:
+            if self.gradient_accumulation_steps:
+                raise ValueError("gradient_accumulation_steps cannot be combined with fp16 loss scaling")
             scaler.unscale_(self.torch_optimizer)
             self.clip(params)
+            self._decay_weights(params)
             scaler.step(self.torch_optimizer)
             scaler.update()
         else:
+            if self.gradient_accumulation_steps and not self._accumulate(params):
+                return
             self.clip(params)
+            self._decay_weights(params)
             self.torch_optimizer.step()
         self.iterations += 1
 
@@ -119,6 +215,8 @@ class SGD(Optimizer):
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, **kwargs):
         super().__init__(learning_rate, **kwargs)
+        if not 0 <= float(momentum) <= 1:
+            raise ValueError(f"SGD: momentum must be a float in [0, 1], got {momentum!r}")
         self.momentum, self.nesterov = float(momentum), bool(nesterov)
 
     def torch_kwargs(self):
@@ -147,16 +245,15 @@ class Adam(Optimizer):
 class AdamW(Adam):
     torch_class = torch.optim.AdamW
     name = "AdamW"
+    _torch_weight_decay = True  # torch's AdamW decays p by lr * weight_decay first, as Keras
 
     def __init__(self, learning_rate=0.001, weight_decay=0.004, **kwargs):
-        super().__init__(learning_rate, **kwargs)
-        self.weight_decay = float(weight_decay)
+        if weight_decay is None:
+            raise ValueError("AdamW: weight_decay must be a number (default 0.004), got None")
+        super().__init__(learning_rate, weight_decay=weight_decay, **kwargs)
 
     def torch_kwargs(self):
         return {**super().torch_kwargs(), "weight_decay": self.weight_decay}
-
-    def get_config(self):
-        return {**super().get_config(), "weight_decay": self.weight_decay}
 
 
 class RMSprop(Optimizer):
@@ -200,6 +297,9 @@ class TorchOptimizer(Optimizer):
         self._given = optimizer
         lr = optimizer.param_groups[0]["lr"] if isinstance(optimizer, torch.optim.Optimizer) else kwargs.pop("learning_rate", 1e-3)
         super().__init__(lr, **kwargs)
+        if self.weight_decay or self.gradient_accumulation_steps:
+            raise ValueError("a torch.optim optimizer takes weight_decay in its own arguments, and "
+                             "gradient_accumulation_steps is not supported with it")
 
     def build(self, params):
         if isinstance(self._given, torch.optim.Optimizer):
