@@ -279,7 +279,7 @@ class RecurrentBase(Layer):
 
     def _keep_states(self, finals) -> None:
         if self.stateful and not is_probing():
-            self.states = [s.detach() for s in finals]
+            self.states = _detached(finals)
 
     # ------------------------------------------------------------ execution
     def initial_states(self, x: torch.Tensor, initial_state) -> list[torch.Tensor]:
@@ -369,6 +369,10 @@ class RecurrentBase(Layer):
         )
 
 
+def _detached(states):
+    return [_detached(s) for s in states] if isinstance(states, (list, tuple)) else states.detach()
+
+
 def _build_with_batch(layer, inputs) -> None:
     """Build a stateful layer called on an array with that array's batch size (Layer.__call__
     builds from the shape without its batch axis, which a stateful layer cannot take)."""
@@ -434,6 +438,11 @@ def _state_entries(state_size) -> list:
     return [e if isinstance(e, int) else list(e) for e in entries]
 
 
+def _template(states):
+    """The nesting of a state structure, tensors replaced by None."""
+    return [_template(s) for s in states] if isinstance(states, (list, tuple)) else None
+
+
 def _flatten(states) -> list:
     if isinstance(states, (list, tuple)):
         return [t for s in states for t in _flatten(s)]
@@ -489,7 +498,8 @@ class RNN(RecurrentBase):
             list of cells (stacked), or your own: an object with ``state_size`` (int, or a
             list of ints, one per state), optionally ``output_size``, ``build(input_shape)``
             and ``call(inputs, states[, training])`` returning ``(output, new_states)``. It
-            receives the states as a list, also for an int ``state_size``. Make it an rnnkit
+            receives the states as a tuple (as Keras does; a list inside `StackedRNNCells`),
+            also for an int ``state_size``. Make it an rnnkit
             ``Layer`` so its weights are the model's (``get_weights``, training).
         return_sequences: default False; output every step ``(batch, time, output_size)``.
         return_state: default False; also return the final states ``[output, *states]``.
@@ -532,6 +542,7 @@ class RNN(RecurrentBase):
         self._init_sequence(return_sequences, return_state, go_backwards, stateful, unroll, zero_output_for_mask)
         self._entries = _state_entries(cell.state_size)
         self._call_cell = None if isinstance(cell, _Recurrence) else cell_caller(cell)
+        self._template = [None if isinstance(e, int) else [None] * len(e) for e in self._entries]
 
     # What `RecurrentBase.run` and `Bidirectional` read: the built-in cells' own recurrence
     # (so the fused op runs), a generic step loop over any other cell.
@@ -566,29 +577,37 @@ class RNN(RecurrentBase):
         build_cell(self.cell, (input_shape[0],) + tuple(input_shape[2:]))
 
     def _nest(self, flat: list) -> list:
-        out, i = [], 0
-        for e in self._entries:
-            if isinstance(e, int):
-                out.append(flat[i])
-                i += 1
-            else:
-                out.append(list(flat[i : i + len(e)]))
-                i += len(e)
-        return out
+        """Flat state tensors in the structure of this call's initial state (Keras keeps that
+        structure: a GRUCell inside StackedRNNCells starts from ``[h]`` and returns ``[h]``)."""
+        flat = iter(flat)
+
+        def fill(t):
+            return next(flat) if t is None else [fill(e) for e in t]
+
+        return [fill(t) for t in self._template]
 
     def initial_states(self, x, initial_state):
         if initial_state is None and self._call_cell is not None and callable(getattr(self.cell, "get_initial_state", None)):
             initial_state = self.cell.get_initial_state(batch_size=x.shape[0])
-        if isinstance(initial_state, (list, tuple)):
+        if initial_state is None:
+            self._template = [None if isinstance(e, int) else [None] * len(e) for e in self._entries]
+        elif isinstance(initial_state, (list, tuple)):
+            self._template = [_template(e) for e in initial_state]
             initial_state = _flatten(initial_state)
+        else:
+            self._template = [None]
         return super().initial_states(x, initial_state)
+
+    def _keep_states(self, finals):
+        super()._keep_states(self._nest(finals) if self.stateful else finals)
 
     def _loop(self, x, mask, states, training):
         if self._call_cell is None:
             return self.cell._loop(x, mask, states, training)
         prev_out, outputs = None, []
         for t in range(x.shape[1]):
-            out, new_states = self._call_cell(x[:, t], self._nest(states), training)
+            # A tuple, as Keras's backends hand the states to the cell (nested entries are lists).
+            out, new_states = self._call_cell(x[:, t], tuple(self._nest(states)), training)
             new_states = _flatten(new_states)
             if len(new_states) != len(states):
                 raise ValueError(f"layer {self.name!r} (RNN): the cell returned {len(new_states)} state tensor(s), "
@@ -887,6 +906,11 @@ class Bidirectional(Layer):
         _build_with_batch(self, inputs)
         return super().__call__(inputs, *args, **kwargs)
 
+    def _keep_states(self, f_states, b_states) -> None:
+        if self.stateful:
+            self.forward_layer._keep_states(f_states)
+            self.backward_layer._keep_states(b_states)
+
     def reset_state(self) -> None:
         """Set both directions' carried states back to zeros (stateful layers)."""
         for layer in (self.forward_layer, self.backward_layer):
@@ -970,6 +994,7 @@ class Bidirectional(Layer):
                 hx = tuple(torch.stack([fs, bs]) for fs, bs in zip(f_init, b_init))
             seq, finals = fused_run(mode, inputs, mask, hx, f.flat_weights() + b.flat_weights(), f.use_bias, True)
             f_states, b_states = [s[0] for s in finals], [s[1] for s in finals]
+            self._keep_states(f_states, b_states)
             u = f.units
             if mask is None and seq.shape[1]:
                 # Unmasked, each direction's last output is its final hidden state; taking
@@ -987,9 +1012,7 @@ class Bidirectional(Layer):
                 f_init, b_init = f.initial_states(inputs, None), b.initial_states(inputs, None)
             f_seq, b_seq, f_last, b_last, f_states, b_states = self._each(
                 lambda layer, states: layer.run(inputs, mask, states, training), f_init, b_init)
-        if self.stateful:
-            f._keep_states(f_states)
-            b._keep_states(b_states)
+            self._keep_states(f_states, b_states)
         return self._merge(f_seq, b_seq, f_last, b_last, f_states, b_states)
 
     def reads_table(self, ids, table, training=None) -> bool:
