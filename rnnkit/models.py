@@ -135,6 +135,12 @@ class Model(Layer):
 
         load_weights(self, filepath)
 
+    def reset_states(self) -> None:
+        """Set every stateful recurrent layer's carried states back to zeros (Keras 2's ``reset_states``)."""
+        from .layers.recurrent import reset_states
+
+        reset_states(self)
+
     def regularization_loss(self):
         terms = [t for t in (layer.regularization_loss() for layer in self.layers) if t is not None]
         return sum(terms) if terms else None

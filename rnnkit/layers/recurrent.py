@@ -1,4 +1,15 @@
-"""Recurrent layers: SimpleRNN, LSTM, GRU and the Bidirectional wrapper.
+"""Recurrent layers: SimpleRNN, LSTM, GRU, Keras's ``RNN(cell)`` wrapper and Bidirectional.
+
+Structure (as Keras's cell/layer split, PyTorch's shared ``RNNBase``):
+
+* `_Recurrence` — the weights and one step of SimpleRNN/LSTM/GRU (``_SimpleRNNMath``,
+  ``_LSTMMath``, ``_GRUMath``), shared by the layers here and the cells in `cells`.
+* `RecurrentBase` — running over time: the fused op or a step loop, masks,
+  ``go_backwards``, ``return_sequences``/``return_state``, carried states (``stateful``).
+* `BaseRNN` — both together: the base of SimpleRNN, LSTM, GRU (and MinGRU/MinLSTM).
+* `RNN` — `RecurrentBase` over a cell: a built-in cell brings its `_Recurrence`
+  (so ``RNN(LSTMCell(u))`` is ``LSTM(u)``: same parameters, same fused op); any
+  other cell is called step by step.
 
 Weights are stored in PyTorch's layout so the fused native ops take them as they
 are, and converted to Keras's layout by ``get_weights``/``set_weights``:
