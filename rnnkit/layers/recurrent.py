@@ -271,8 +271,14 @@ class RecurrentBase(Layer):
             self.states = None
 
     def reset_state(self) -> None:
-        """Set a stateful layer's carried states back to zeros (Keras 3's name)."""
+        """Set a stateful layer's carried states back to zeros (Keras 3's name; a no-op for
+        a layer that is not stateful, as in Keras)."""
         self.states = None
+
+    def get_initial_state(self, batch_size: int) -> list[torch.Tensor]:
+        """Zero states for a batch of ``batch_size``, each ``(batch_size, width)`` (as Keras)."""
+        device = next(iter(self.parameters()), torch.empty(0)).device
+        return [torch.zeros(batch_size, n, device=device) for n in self.state_sizes]
 
     reset_states = reset_state  # Keras 2's name
 
@@ -597,6 +603,15 @@ class RNN(RecurrentBase):
 
         return [fill(t) for t in self._template]
 
+    def get_initial_state(self, batch_size: int) -> list:
+        """The cell's ``get_initial_state`` where it has one, else zeros shaped by ``state_size`` (as Keras)."""
+        fn = getattr(self.cell, "get_initial_state", None)
+        if callable(fn):
+            states = fn(batch_size=batch_size)
+            return list(states) if isinstance(states, (list, tuple)) else [states]
+        return [torch.zeros(batch_size, e) if isinstance(e, int) else [torch.zeros(batch_size, n) for n in e]
+                for e in self._entries]
+
     def initial_states(self, x, initial_state):
         if initial_state is None and self._call_cell is not None and callable(getattr(self.cell, "get_initial_state", None)):
             initial_state = self.cell.get_initial_state(batch_size=x.shape[0])
@@ -893,8 +908,10 @@ class Bidirectional(Layer):
         if backward_layer is None:
             config.update(name="backward_" + config["name"], go_backwards=not layer.go_backwards)
             backward_layer = type(layer).from_config(config)
-        if backward_layer.return_sequences != layer.return_sequences or backward_layer.return_state != layer.return_state:
-            raise ValueError("Bidirectional: forward and backward layers must agree on return_sequences and return_state")
+        if any(getattr(backward_layer, a, False) != getattr(layer, a, False)
+               for a in ("return_sequences", "return_state", "stateful")):
+            raise ValueError("Bidirectional: forward and backward layers must agree on return_sequences, return_state "
+                             "and stateful")
         # As Keras: with return_sequences, both halves output zeros at masked steps
         # (a lone RNN layer repeats its last output there instead).
         layer.zero_output_for_mask = backward_layer.zero_output_for_mask = layer.return_sequences
@@ -911,7 +928,13 @@ class Bidirectional(Layer):
 
     @property
     def stateful(self) -> bool:
-        return self.forward_layer.stateful or self.backward_layer.stateful
+        return getattr(self.forward_layer, "stateful", False)
+
+    @property
+    def states(self):
+        """Both directions' carried states (forward's, then backward's), or None before any."""
+        f, b = self.forward_layer.states, self.backward_layer.states
+        return tuple(f + b) if f and b else None
 
     def __call__(self, inputs, *args, **kwargs):
         _build_with_batch(self, inputs)
@@ -924,9 +947,11 @@ class Bidirectional(Layer):
 
     def reset_state(self) -> None:
         """Set both directions' carried states back to zeros (stateful layers)."""
-        for layer in (self.forward_layer, self.backward_layer):
-            if layer.stateful:
-                layer.reset_state()
+        if not self.stateful:
+            raise AttributeError(f"layer {self.name!r} (Bidirectional): reset_state needs a stateful layer "
+                                 f"(stateful=True on the wrapped layer)")
+        self.forward_layer.reset_state()
+        self.backward_layer.reset_state()
 
     reset_states = reset_state
 

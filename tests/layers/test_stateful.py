@@ -143,3 +143,31 @@ def test_saved_keras_model_with_stateful_cells_loads_with_keras_numbers():
     # Two batches of 2 from zero states (Keras saves no states): the second starts where the first ended.
     np.testing.assert_allclose(model.predict(ARRAYS["saved/x"], batch_size=2), ARRAYS["saved/pred"],
                                rtol=1e-5, atol=1e-5)
+
+
+def test_fit_without_shuffle_carries_states_from_batch_to_batch_as_keras():
+    from rnnkit.keras import optimizers
+
+    case = "stateful_fit"
+    model = Sequential([Input(batch_shape=(2, 4, 3)), GRU(3, stateful=True), Dense(1)])
+    model.set_weights([ARRAYS[f"{case}/w{k}"] for k in range(CASES[case]["n_weights"])])
+    model.compile(optimizer=optimizers.SGD(0.1), loss="mse")
+    history = model.fit(ARRAYS[f"{case}/x"], ARRAYS[f"{case}/y"], batch_size=2, epochs=2, shuffle=False, verbose=0)
+    np.testing.assert_allclose(history.history["loss"], CASES[case]["losses"], rtol=1e-5, atol=1e-6)
+    for got, k in zip(model.get_weights(), range(CASES[case]["n_weights"])):
+        np.testing.assert_allclose(got, ARRAYS[f"{case}/trained{k}"], rtol=1e-5, atol=1e-6)
+
+
+def test_bidirectional_reset_and_initial_state_rules_follow_keras():
+    with pytest.raises(AttributeError, match="needs a stateful layer"):
+        Bidirectional(LSTM(3)).reset_state()
+    with pytest.raises(ValueError, match="agree on return_sequences, return_state and stateful"):
+        Bidirectional(LSTM(3, stateful=True), backward_layer=LSTM(3, go_backwards=True))
+    bi = Bidirectional(LSTM(3, stateful=True))
+    assert bi.states is None
+    bi(np.ones((2, 4, 5), "float32"))
+    assert len(bi.states) == 4 and all(s.shape == (2, 3) for s in bi.states)
+    bi.reset_states()
+    assert bi.states is None
+    assert [tuple(s.shape) for s in LSTM(3).get_initial_state(4)] == [(4, 3), (4, 3)]
+    assert [tuple(s.shape) for s in RNN(TwoStateCell(2)).get_initial_state(4)] == [(4, 2), (4, 2)]
