@@ -7,7 +7,8 @@ from .context_attention import ContextAttention  # registers itself
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, RepeatVector, TimeDistributed
 from .pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .minrnn import MinGRU, MinLSTM  # registers itself
-from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN
+from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN, reset_states
+from .cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells  # register themselves
 from .masking import Masking  # registers itself
 from .merging import (  # register themselves
     Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract,
@@ -22,7 +23,7 @@ from .registry import deserialize_layer, get_class, register, serialize_layer
 for _cls in (
     InputLayer, Dense, Embedding, Dropout, Activation, Flatten, RepeatVector, TimeDistributed,
     Conv1D, MaxPooling1D, AveragePooling1D, GlobalMaxPooling1D, GlobalAveragePooling1D,
-    SimpleRNN, LSTM, GRU, Bidirectional,
+    SimpleRNN, LSTM, GRU, RNN, Bidirectional,
 ):
     register(_cls)
 
@@ -42,5 +43,6 @@ __all__ = [
     "add", "subtract", "multiply", "average", "maximum", "minimum", "concatenate", "dot",
     "Reshape", "Permute", "Masking", "Softmax", "LayerNormalization", "BatchNormalization",
     "SpatialDropout1D", "GaussianNoise", "GaussianDropout", "Lambda",
+    "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells",
     "clear_session", "serialize_layer", "deserialize_layer", "get_class", "register",
 ]

@@ -61,7 +61,7 @@ from torch import nn
 from torch.autograd.function import once_differentiable
 
 from .base import format_shape
-from .recurrent import RNN
+from .recurrent import BaseRNN
 from .registry import register
 
 SCANS = ("auto", "log", "loop", "cell")
@@ -456,7 +456,7 @@ def fused_scan(x, weight, bias, h0, keep=None, sequence=True):
     return _FusedScan.apply(x, weight, bias, h0.contiguous(), keep, sequence)
 
 
-class MinRNN(RNN):
+class MinRNN(BaseRNN):
     """What MinGRU and MinLSTM share: weights, the three execution paths, config.
 
     A subclass sets ``blocks`` (gate blocks in the projection) and ``_logits``,
@@ -546,7 +546,7 @@ class MinRNN(RNN):
         return [F.linear(x, w, b) for w, b in zip(ws, bs)]
 
     def fused_mode(self, training):
-        return None  # no torch op computes these cells; RNN.run then calls _loop
+        return None  # no torch op computes these cells; BaseRNN.run then calls _loop
 
     def resolved_scan(self, device: torch.device) -> str:
         """The path ``scan="auto"`` stands for on ``device``."""
@@ -604,7 +604,7 @@ class MinRNN(RNN):
         return seq, finals
 
     def _loop(self, x, mask, states, training):
-        # RNN.run calls this for layers without a fused op (after dropout and go_backwards).
+        # BaseRNN.run calls this for layers without a fused op (after dropout and go_backwards).
         scan = self.resolved_scan(x.device)
         if scan == "cell" or 0 in x.shape[:2]:  # no steps or no sequences: the generic loop's empty result
             return super()._loop(x, mask, states, training)
@@ -627,7 +627,7 @@ class MinRNN(RNN):
         return _NativeScan.apply(table, self.weight_ih, self.bias_ih, h0, keep, not self._last_only, ids)
 
     def _finish(self, h, final, mask):
-        if self._last_only:  # RNN.forward reads the last step of the outputs
+        if self._last_only:  # BaseRNN.forward reads the last step of the outputs
             return final.unsqueeze(1), [final]
         if mask is not None:  # as Keras: zeros before the first real step, the carried state after
             h = h * (mask.long().cumsum(1) > 0).unsqueeze(-1)

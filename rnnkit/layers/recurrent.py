@@ -1,4 +1,15 @@
-"""Recurrent layers: SimpleRNN, LSTM, GRU and the Bidirectional wrapper.
+"""Recurrent layers: SimpleRNN, LSTM, GRU, Keras's ``RNN(cell)`` wrapper and Bidirectional.
+
+Structure (as Keras's cell/layer split, PyTorch's shared ``RNNBase``):
+
+* `_Recurrence` — the weights and one step of SimpleRNN/LSTM/GRU (``_SimpleRNNMath``,
+  ``_LSTMMath``, ``_GRUMath``), shared by the layers here and the cells in `cells`.
+* `RecurrentBase` — running over time: the fused op or a step loop, masks,
+  ``go_backwards``, ``return_sequences``/``return_state``, carried states (``stateful``).
+* `BaseRNN` — both together: the base of SimpleRNN, LSTM, GRU (and MinGRU/MinLSTM).
+* `RNN` — `RecurrentBase` over a cell: a built-in cell brings its `_Recurrence`
+  (so ``RNN(LSTMCell(u))`` is ``LSTM(u)``: same parameters, same fused op); any
+  other cell is called step by step.
 
 Weights are stored in PyTorch's layout so the fused native ops take them as they
 are, and converted to Keras's layout by ``get_weights``/``set_weights``:
@@ -25,13 +36,16 @@ over the same weights, with the input projection of all steps done at once.
 """
 from __future__ import annotations
 
+import inspect
+
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .. import activations, initializers, regularizers
 from ._fused import fused_run
-from .base import Layer, as_tensor, format_shape
+from .base import Layer, as_tensor, format_shape, is_probing
 
 _GATES = {"lstm": 4, "gru": 3, "rnn": 1}
 
@@ -42,54 +56,27 @@ def _swap_rz(w: torch.Tensor) -> torch.Tensor:
     return torch.cat([z, r, n], dim=0)
 
 
-class RNN(Layer):
-    """Shared machinery of SimpleRNN, LSTM and GRU (as ``torch.nn.RNNBase``).
+class _Recurrence:
+    """The weights and the one-step math of SimpleRNN, LSTM and GRU, shared by the layers
+    (`SimpleRNN`, ...) and the cells (`rnnkit.layers.cells.SimpleRNNCell`, ...), so that
+    ``RNN(LSTMCell(u))`` holds the same parameters as ``LSTM(u)`` and runs the same fused op.
 
-    Call arguments: ``inputs (batch, time, features)``; ``mask (batch, time)`` bool;
-    ``initial_state``: list of ``(batch, units)`` tensors (``[h, c]`` for LSTM,
-    ``[h]`` otherwise); ``training``.
-
-    Output: ``(batch, units)``, or ``(batch, time, units)`` with
-    ``return_sequences``; with ``return_state``, a list ``[output, *final_states]``.
+    A subclass sets ``cell_type`` and, where it differs, the bias shape, the Keras
+    layout conversion and ``step``.
     """
 
-    supports_masking = True
     cell_type = "rnn"
 
-    def __init__(
-        self,
-        units: int,
-        activation="tanh",
-        recurrent_activation="sigmoid",
-        use_bias: bool = True,
-        kernel_initializer="glorot_uniform",
-        recurrent_initializer="orthogonal",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        recurrent_regularizer=None,
-        bias_regularizer=None,
-        dropout: float = 0.0,
-        recurrent_dropout: float = 0.0,
-        return_sequences: bool = False,
-        return_state: bool = False,
-        go_backwards: bool = False,
-        stateful: bool = False,
-        unroll: bool = False,
-        zero_output_for_mask: bool = False,
-        **kwargs,
+    def _init_recurrence(
+        self, units, activation, recurrent_activation, use_bias, kernel_initializer, recurrent_initializer,
+        bias_initializer, kernel_regularizer, recurrent_regularizer, bias_regularizer, dropout, recurrent_dropout,
     ):
-        super().__init__(**kwargs)
         cls = type(self).__name__
         if int(units) <= 0:
             raise ValueError(f"{cls}: units must be a positive integer, got {units!r}")
         for arg, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= float(v) < 1.0:
                 raise ValueError(f"{cls}: {arg} must be in [0, 1), got {v!r}")
-        if stateful:
-            raise ValueError(
-                f"{cls}: stateful=True is not supported; pass the returned states back as initial_state "
-                f"(rnnkit.lm carries state across batches for streaming training)"
-            )
         self.units = int(units)
         self.activation_name = activations.serialize(activation)
         self.activation = activations.get(activation)
@@ -108,11 +95,6 @@ class RNN(Layer):
         ]
         self.dropout = float(dropout)
         self.recurrent_dropout = float(recurrent_dropout)
-        self.return_sequences = bool(return_sequences)
-        self.return_state = bool(return_state)
-        self.go_backwards = bool(go_backwards)
-        self.unroll = bool(unroll)
-        self.zero_output_for_mask = bool(zero_output_for_mask)
 
     # -------------------------------------------------------------- weights
     @property
@@ -130,15 +112,8 @@ class RNN(Layer):
     def _keras_bias(self, units: int) -> torch.Tensor:
         return self.bias_initializer((self.gates * units,))
 
-    def build(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(
-                f"layer {self.name!r} ({type(self).__name__}) expects inputs of shape "
-                f"(batch, time, features), got {format_shape(input_shape)}"
-            )
-        in_dim, u, g = input_shape[-1], self.units, self.gates
-        if in_dim is None:
-            raise ValueError(f"layer {self.name!r} needs a known feature axis, got {format_shape(input_shape)}")
+    def _build_weights(self, in_dim: int) -> None:
+        u, g = self.units, self.gates
         kernel = self.kernel_initializer((in_dim, g * u))
         recurrent = self.recurrent_initializer((u, g * u))
         keras = [kernel, recurrent]
@@ -176,7 +151,7 @@ class RNN(Layer):
 
     # ------------------------------------------------------------ execution
     def fused_mode(self, training: bool) -> str | None:
-        """The native op that computes this layer exactly, or None (then a step loop runs)."""
+        """The native op that computes this recurrence exactly, or None (then a step loop runs)."""
         if training and self.recurrent_dropout > 0:
             return None
         act, rec = self.activation_name, self.recurrent_activation_name
@@ -186,24 +161,162 @@ class RNN(Layer):
             return self.cell_type
         return None
 
+    def _recurrent_keep(self, h: torch.Tensor, training) -> torch.Tensor | None:
+        """The recurrent dropout mask for ``h (batch, units)`` (one per sequence), or None."""
+        if not (training and self.recurrent_dropout > 0):
+            return None
+        p = self.recurrent_dropout
+        return torch.empty(h.shape, device=h.device).bernoulli_(1 - p) / (1 - p)
+
+    def _loop(self, x, mask, states, training):
+        proj = F.linear(x, self.weight_ih, self.bias_ih)  # all steps' input projections at once
+        rec_keep = self._recurrent_keep(states[0], training)
+        prev_out = x.new_zeros(x.shape[0], self.units)
+        outputs = []
+        for t in range(x.shape[1]):
+            out, new_states = self.step(proj[:, t], states, rec_keep)
+            if mask is not None:
+                m = mask[:, t].unsqueeze(-1)
+                out = torch.where(m, out, prev_out)
+                new_states = [torch.where(m, n, s) for n, s in zip(new_states, states)]
+            outputs.append(out)
+            prev_out, states = out, new_states
+        if not outputs:
+            return x.new_zeros(x.shape[0], 0, self.units), states
+        return torch.stack(outputs, 1), states
+
+    def step(self, proj_t, states, rec_keep):  # pragma: no cover - interface
+        """One time step from the input projection ``proj_t (batch, gates*units)``."""
+        raise NotImplementedError
+
+    def _recurrence_config(self) -> dict:
+        """The cell's part of the config (Keras's ``LSTMCell.get_config`` keys)."""
+        cfg = dict(
+            units=self.units,
+            activation=activations.to_config(self, "activation"),
+            use_bias=self.use_bias,
+            kernel_initializer=initializers.serialize(self.kernel_initializer),
+            recurrent_initializer=initializers.serialize(self.recurrent_initializer),
+            bias_initializer=initializers.serialize(self.bias_initializer),
+            kernel_regularizer=regularizers.serialize(self._regularizers[0][1]),
+            recurrent_regularizer=regularizers.serialize(self._regularizers[1][1]),
+            bias_regularizer=regularizers.serialize(self._regularizers[2][1]),
+            dropout=self.dropout,
+            recurrent_dropout=self.recurrent_dropout,
+        )
+        if self.cell_type != "rnn":
+            cfg["recurrent_activation"] = activations.to_config(self, "recurrent_activation")
+        return cfg
+
+
+class RecurrentBase(Layer):
+    """What every recurrent layer shares (as ``torch.nn.RNNBase``): running over time
+    (fused op or step loop), masks, ``go_backwards``, initial and carried (``stateful``) states.
+
+    A subclass provides the recurrence: `_Recurrence` for SimpleRNN/LSTM/GRU, the cell
+    for `RNN`, its own scans for MinGRU/MinLSTM.
+
+    Call arguments: ``inputs (batch, time, features)``; ``mask (batch, time)`` bool;
+    ``initial_state``: list of ``(batch, units)`` tensors (``[h, c]`` for LSTM,
+    ``[h]`` otherwise); ``training``.
+
+    Output: ``(batch, units)``, or ``(batch, time, units)`` with
+    ``return_sequences``; with ``return_state``, a list ``[output, *final_states]``.
+
+    Stateful (``stateful=True``): the batch size is fixed when the layer is built
+    (``batch_input_shape=``/``batch_size=``, ``Input(batch_shape=...)``, or the first
+    array it is called on); each call starts from the previous call's final states
+    (detached: no gradient flows between batches) until `reset_state`. An explicit
+    ``initial_state`` replaces the carried states for that call, as in Keras.
+    """
+
+    supports_masking = True
+    states = None  # the carried states of a stateful layer (None: zeros)
+
+    def _init_sequence(self, return_sequences, return_state, go_backwards, stateful, unroll, zero_output_for_mask):
+        self.return_sequences = bool(return_sequences)
+        self.return_state = bool(return_state)
+        self.go_backwards = bool(go_backwards)
+        self.stateful = bool(stateful)
+        self.unroll = bool(unroll)  # the loop runs eagerly either way: same numbers
+        self.zero_output_for_mask = bool(zero_output_for_mask)
+        self._state_batch = None
+
+    @property
+    def state_sizes(self) -> list[int]:
+        """The width of each state tensor, flat."""
+        return [self.units] * self.n_states
+
+    # ------------------------------------------------------------- stateful
+    def __call__(self, inputs, *args, **kwargs):
+        _build_with_batch(self, inputs)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def build(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"layer {self.name!r} ({type(self).__name__}) expects inputs of shape "
+                f"(batch, time, features), got {format_shape(input_shape)}"
+            )
+        if input_shape[-1] is None:
+            raise ValueError(f"layer {self.name!r} needs a known feature axis, got {format_shape(input_shape)}")
+        if self.stateful:
+            if input_shape[0] is None:
+                raise ValueError(
+                    f"layer {self.name!r} ({type(self).__name__}): stateful=True needs a fixed batch size: "
+                    f"give Input(batch_shape=(32, ...)) or batch_input_shape=(32, ...) "
+                    f"(got input shape {format_shape(input_shape)})"
+                )
+            self._state_batch = int(input_shape[0])
+            self.states = None
+
+    def reset_state(self) -> None:
+        """Set a stateful layer's carried states back to zeros (Keras 3's name; a no-op for
+        a layer that is not stateful, as in Keras)."""
+        self.states = None
+
+    def get_initial_state(self, batch_size: int) -> list[torch.Tensor]:
+        """Zero states for a batch of ``batch_size``, each ``(batch_size, width)`` (as Keras)."""
+        device = next(iter(self.parameters()), torch.empty(0)).device
+        return [torch.zeros(batch_size, n, device=device) for n in self.state_sizes]
+
+    reset_states = reset_state  # Keras 2's name
+
+    def _start_states(self, x, initial_state) -> list[torch.Tensor]:
+        """The states a call starts from: ``initial_state``, else the carried ones, else zeros."""
+        if self.stateful and not is_probing() and x.shape[0] != self._state_batch:
+            raise ValueError(
+                f"layer {self.name!r} ({type(self).__name__}) is stateful with batch size "
+                f"{self._state_batch}, got a batch of {x.shape[0]} (a stateful layer takes every "
+                f"batch at the size it was built with)"
+            )
+        if initial_state is None and self.stateful and self.states is not None and not is_probing():
+            initial_state = self.states
+        return self.initial_states(x, initial_state)
+
+    def _keep_states(self, finals) -> None:
+        if self.stateful and not is_probing():
+            self.states = _detached(finals)
+
+    # ------------------------------------------------------------ execution
     def initial_states(self, x: torch.Tensor, initial_state) -> list[torch.Tensor]:
         batch = x.shape[0]
+        sizes = self.state_sizes
         if initial_state is None:
-            z = x.new_zeros(batch, self.units)
-            return [z] * self.n_states
-        if isinstance(initial_state, torch.Tensor) and self.n_states == 1:
+            return [x.new_zeros(batch, n) for n in sizes]
+        if isinstance(initial_state, torch.Tensor) and len(sizes) == 1:
             initial_state = [initial_state]
         states = [as_tensor(s, x.device).to(x.dtype) for s in initial_state]
-        if len(states) != self.n_states:
+        if len(states) != len(sizes):
             raise ValueError(
-                f"layer {self.name!r} ({type(self).__name__}) takes {self.n_states} initial state "
+                f"layer {self.name!r} ({type(self).__name__}) takes {len(sizes)} initial state "
                 f"tensor(s), got {len(states)}"
             )
-        for s in states:
-            if tuple(s.shape) != (batch, self.units):
+        for s, n in zip(states, sizes):
+            if tuple(s.shape) != (batch, n):
                 raise ValueError(
                     f"layer {self.name!r} ({type(self).__name__}): initial state must have shape "
-                    f"{(batch, self.units)}, got {tuple(s.shape)}"
+                    f"{(batch, n)}, got {tuple(s.shape)}"
                 )
         return states
 
@@ -230,18 +343,304 @@ class RNN(Layer):
             seq = seq * mask.unsqueeze(-1)
         return seq, finals
 
+    def forward(self, inputs, mask=None, training=None, initial_state=None):
+        training = self.training if training is None else training
+        if inputs.dim() != 3:
+            raise ValueError(
+                f"layer {self.name!r} ({type(self).__name__}) expects inputs of shape "
+                f"(batch, time, features), got {tuple(inputs.shape)}"
+            )
+        states = self._start_states(inputs, initial_state)
+        seq, finals = self.run(inputs, mask, states, training)
+        self._keep_states(finals)
+        return self._outputs(seq, finals, states)
+
+    def _outputs(self, seq, finals, states):
+        """The layer's output(s) from `run`'s results and the initial ``states``."""
+        out = seq if self.return_sequences else seq[:, -1] if seq.shape[1] else states[0]
+        if self.return_state:
+            return [out] + list(finals)
+        return out
+
+    # ---------------------------------------------------------------- shapes
+    def compute_output_shape(self, input_shape):
+        out = (input_shape[0], input_shape[1], self.units) if self.return_sequences else (input_shape[0], self.units)
+        if self.return_state:
+            return [out] + [(input_shape[0], n) for n in self.state_sizes]
+        return out
+
+    def compute_mask(self, inputs, mask):
+        out = mask if self.return_sequences else None
+        if self.return_state:
+            return [out] + [None] * len(self.state_sizes)
+        return out
+
+    def _sequence_config(self) -> dict:
+        return dict(
+            return_sequences=self.return_sequences,
+            return_state=self.return_state,
+            go_backwards=self.go_backwards,
+            stateful=self.stateful,
+            unroll=self.unroll,
+            zero_output_for_mask=self.zero_output_for_mask,
+        )
+
+
+def _detached(states):
+    return [_detached(s) for s in states] if isinstance(states, (list, tuple)) else states.detach()
+
+
+def _build_with_batch(layer, inputs) -> None:
+    """Build a stateful layer called on an array with that array's batch size (Layer.__call__
+    builds from the shape without its batch axis, which a stateful layer cannot take)."""
+    if layer.built or not getattr(layer, "stateful", False) or is_probing():
+        return
+    if isinstance(inputs, (torch.Tensor, np.ndarray)) and inputs.ndim == 3:
+        layer.build_for((int(inputs.shape[0]),) + tuple(inputs.shape[1:]))
+
+
+class BaseRNN(_Recurrence, RecurrentBase):
+    """Base of SimpleRNN, LSTM and GRU (and MinGRU/MinLSTM): a `_Recurrence` run over time by
+    `RecurrentBase`. Constructor arguments as ``keras.layers.LSTM``."""
+
+    cell_type = "rnn"
+
+    def __init__(
+        self,
+        units: int,
+        activation="tanh",
+        recurrent_activation="sigmoid",
+        use_bias: bool = True,
+        kernel_initializer="glorot_uniform",
+        recurrent_initializer="orthogonal",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        recurrent_regularizer=None,
+        bias_regularizer=None,
+        dropout: float = 0.0,
+        recurrent_dropout: float = 0.0,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        zero_output_for_mask: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self._init_recurrence(
+            units, activation, recurrent_activation, use_bias, kernel_initializer, recurrent_initializer,
+            bias_initializer, kernel_regularizer, recurrent_regularizer, bias_regularizer, dropout, recurrent_dropout,
+        )
+        self._init_sequence(return_sequences, return_state, go_backwards, stateful, unroll, zero_output_for_mask)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        self._build_weights(input_shape[-1])
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(self._recurrence_config())
+        cfg.update(self._sequence_config())
+        return cfg
+
+
+def _state_entries(state_size) -> list:
+    """A cell's ``state_size`` as Keras's RNN reads it: a list with one entry per state, each
+    an int (one tensor) or a list of ints (a nested list of tensors, as `StackedRNNCells` has)."""
+    entries = [state_size] if isinstance(state_size, int) else list(state_size)
+    for e in entries:
+        if not (isinstance(e, int) or (isinstance(e, (list, tuple)) and all(isinstance(n, int) for n in e))):
+            raise ValueError(f"RNN: a cell's state_size must be an int or a list of ints, got {state_size!r}")
+    return [e if isinstance(e, int) else list(e) for e in entries]
+
+
+def _template(states):
+    """The nesting of a state structure, tensors replaced by None."""
+    return [_template(s) for s in states] if isinstance(states, (list, tuple)) else None
+
+
+def _flatten(states) -> list:
+    if isinstance(states, (list, tuple)):
+        return [t for s in states for t in _flatten(s)]
+    return [states]
+
+
+def check_cell(owner: str, cell) -> None:
+    """Keras's requirements on an RNN cell: a ``call`` (or, for an rnnkit layer, ``forward``) and a ``state_size``."""
+    if isinstance(cell, (list, tuple)) or not (callable(getattr(cell, "call", None)) or isinstance(cell, Layer)):
+        raise ValueError(f"{owner}: a cell must have a call(inputs, states) method, got {cell!r}")
+    if getattr(cell, "state_size", None) is None:
+        raise ValueError(f"{owner}: a cell must have a state_size attribute (an int, or a list of ints, one per "
+                         f"state), got {type(cell).__name__} without one")
+    _state_entries(cell.state_size)
+
+
+def cell_caller(cell):
+    """``fn(inputs, states, training)`` calling ``cell`` one step as Keras does: through the layer
+    call where the cell is an rnnkit layer with a ``forward``, else its ``call``; ``training``
+    only where that takes it."""
+    if isinstance(cell, nn.Module) and type(cell).forward is not nn.Module.forward:
+        fn, params = cell, inspect.signature(type(cell).forward).parameters
+    else:
+        fn, params = cell.call, inspect.signature(cell.call).parameters
+    if "training" in params:
+        return lambda x, states, training: fn(x, states, training=training)
+    return lambda x, states, training: fn(x, states)
+
+
+def build_cell(cell, step_shape) -> None:
+    """Build ``cell`` for one step's inputs ``(batch, features)`` (as Keras's RNN.build)."""
+    if isinstance(cell, Layer):
+        cell.build_for(step_shape)
+    elif callable(getattr(cell, "build", None)) and not getattr(cell, "built", False):
+        cell.build(step_shape)
+        cell.built = True
+
+
+def cell_output_size(cell) -> int:
+    """Keras's rule: ``output_size`` where the cell has one, else its first state's width."""
+    size = getattr(cell, "output_size", None)
+    if size is None:
+        first = _state_entries(cell.state_size)[0]
+        size = first if isinstance(first, int) else first[0]
+    return size
+
+
+class RNN(RecurrentBase):
+    """Runs a cell over the time axis, as ``keras.layers.RNN``.
+
+    Args:
+        cell: an RNN cell — `SimpleRNNCell`, `LSTMCell`, `GRUCell`, `StackedRNNCells`, a
+            list of cells (stacked), or your own: an object with ``state_size`` (int, or a
+            list of ints, one per state), optionally ``output_size``, ``build(input_shape)``
+            and ``call(inputs, states[, training])`` returning ``(output, new_states)``. It
+            receives the states as a tuple (as Keras does; a list inside `StackedRNNCells`),
+            also for an int ``state_size``. Make it an rnnkit
+            ``Layer`` so its weights are the model's (``get_weights``, training).
+        return_sequences: default False; output every step ``(batch, time, output_size)``.
+        return_state: default False; also return the final states ``[output, *states]``.
+        go_backwards: default False; process the sequence in reverse (outputs in processing order).
+        stateful: default False; carry the final states to the next call (see `RecurrentBase`).
+        unroll: default False; accepted with Keras's meaning — the steps run eagerly either
+            way, with the same numbers.
+        zero_output_for_mask: default False; zeros at masked steps instead of the previous output.
+
+    Call arguments: ``inputs (batch, time, features)``, ``mask (batch, time)`` (a masked
+    step keeps the states and repeats the previous output), ``initial_state`` (a list as
+    the cell's states), ``training`` (passed to cells whose call takes it).
+
+    ``RNN(LSTMCell(u))``, ``RNN(GRUCell(u))`` and ``RNN(SimpleRNNCell(u))`` hold the same
+    weights as ``LSTM(u)`` etc. and run the same fused op where that layer would.
+
+    Example:
+        >>> RNN(LSTMCell(8), return_sequences=True)(np.zeros((2, 5, 3), "float32")).shape
+        torch.Size([2, 5, 8])
+    """
+
+    def __init__(
+        self,
+        cell,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        zero_output_for_mask: bool = False,
+        **kwargs,
+    ):
+        if isinstance(cell, (list, tuple)):
+            from .cells import StackedRNNCells
+
+            cell = StackedRNNCells(cell)
+        check_cell("RNN", cell)
+        super().__init__(**kwargs)
+        self.cell = cell
+        self._init_sequence(return_sequences, return_state, go_backwards, stateful, unroll, zero_output_for_mask)
+        self._entries = _state_entries(cell.state_size)
+        self._call_cell = None if isinstance(cell, _Recurrence) else cell_caller(cell)
+        self._template = [None if isinstance(e, int) else [None] * len(e) for e in self._entries]
+
+    # What `RecurrentBase.run` and `Bidirectional` read: the built-in cells' own recurrence
+    # (so the fused op runs), a generic step loop over any other cell.
+    @property
+    def units(self) -> int:
+        return cell_output_size(self.cell)
+
+    @property
+    def state_sizes(self) -> list[int]:
+        return [n for e in self._entries for n in ([e] if isinstance(e, int) else e)]
+
+    @property
+    def n_states(self) -> int:
+        return len(self.state_sizes)
+
+    @property
+    def dropout(self) -> float:
+        return self.cell.dropout if self._call_cell is None else 0.0
+
+    @property
+    def use_bias(self) -> bool:
+        return self.cell.use_bias if self._call_cell is None else True
+
+    def fused_mode(self, training):
+        return self.cell.fused_mode(training) if self._call_cell is None else None
+
+    def flat_weights(self):
+        return self.cell.flat_weights()
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        build_cell(self.cell, (input_shape[0],) + tuple(input_shape[2:]))
+
+    def _nest(self, flat: list) -> list:
+        """Flat state tensors in the structure of this call's initial state (Keras keeps that
+        structure: a GRUCell inside StackedRNNCells starts from ``[h]`` and returns ``[h]``)."""
+        flat = iter(flat)
+
+        def fill(t):
+            return next(flat) if t is None else [fill(e) for e in t]
+
+        return [fill(t) for t in self._template]
+
+    def get_initial_state(self, batch_size: int) -> list:
+        """The cell's ``get_initial_state`` where it has one, else zeros shaped by ``state_size`` (as Keras)."""
+        fn = getattr(self.cell, "get_initial_state", None)
+        if callable(fn):
+            states = fn(batch_size=batch_size)
+            return list(states) if isinstance(states, (list, tuple)) else [states]
+        return [torch.zeros(batch_size, e) if isinstance(e, int) else [torch.zeros(batch_size, n) for n in e]
+                for e in self._entries]
+
+    def initial_states(self, x, initial_state):
+        if initial_state is None and self._call_cell is not None and callable(getattr(self.cell, "get_initial_state", None)):
+            initial_state = self.cell.get_initial_state(batch_size=x.shape[0])
+        if initial_state is None:
+            self._template = [None if isinstance(e, int) else [None] * len(e) for e in self._entries]
+        elif isinstance(initial_state, (list, tuple)):
+            self._template = [_template(e) for e in initial_state]
+            initial_state = _flatten(initial_state)
+        else:
+            self._template = [None]
+        return super().initial_states(x, initial_state)
+
+    def _keep_states(self, finals):
+        super()._keep_states(self._nest(finals) if self.stateful else finals)
+
     def _loop(self, x, mask, states, training):
-        proj = F.linear(x, self.weight_ih, self.bias_ih)  # all steps' input projections at once
-        rec_keep = None
-        if training and self.recurrent_dropout > 0:
-            p = self.recurrent_dropout
-            rec_keep = torch.empty(x.shape[0], self.units, device=x.device).bernoulli_(1 - p) / (1 - p)
-        prev_out = x.new_zeros(x.shape[0], self.units)
-        outputs = []
+        if self._call_cell is None:
+            return self.cell._loop(x, mask, states, training)
+        prev_out, outputs = None, []
         for t in range(x.shape[1]):
-            out, new_states = self.step(proj[:, t], states, rec_keep)
+            # A tuple, as Keras's backends hand the states to the cell (nested entries are lists).
+            out, new_states = self._call_cell(x[:, t], tuple(self._nest(states)), training)
+            new_states = _flatten(new_states)
+            if len(new_states) != len(states):
+                raise ValueError(f"layer {self.name!r} (RNN): the cell returned {len(new_states)} state tensor(s), "
+                                 f"its state_size {self.cell.state_size!r} says {len(states)}")
             if mask is not None:
                 m = mask[:, t].unsqueeze(-1)
+                prev_out = torch.zeros_like(out) if prev_out is None else prev_out
                 out = torch.where(m, out, prev_out)
                 new_states = [torch.where(m, n, s) for n, s in zip(new_states, states)]
             outputs.append(out)
@@ -250,83 +649,66 @@ class RNN(Layer):
             return x.new_zeros(x.shape[0], 0, self.units), states
         return torch.stack(outputs, 1), states
 
-    def step(self, proj_t, states, rec_keep):  # pragma: no cover - interface
-        """One time step from the input projection ``proj_t (batch, gates*units)``."""
-        raise NotImplementedError
-
-    def forward(self, inputs, mask=None, training=None, initial_state=None):
-        training = self.training if training is None else training
-        if inputs.dim() != 3:
-            raise ValueError(
-                f"layer {self.name!r} ({type(self).__name__}) expects inputs of shape "
-                f"(batch, time, features), got {tuple(inputs.shape)}"
-            )
-        states = self.initial_states(inputs, initial_state)
-        seq, finals = self.run(inputs, mask, states, training)
-        return self._outputs(seq, finals, states)
-
     def _outputs(self, seq, finals, states):
-        """The layer's output(s) from `run`'s results and the initial ``states``."""
         out = seq if self.return_sequences else seq[:, -1] if seq.shape[1] else states[0]
         if self.return_state:
-            return [out] + finals
+            return [out] + self._nest(list(finals))
         return out
 
-    # ---------------------------------------------------------------- shapes
     def compute_output_shape(self, input_shape):
-        out = (input_shape[0], input_shape[1], self.units) if self.return_sequences else (input_shape[0], self.units)
-        if self.return_state:
-            return [out] + [(input_shape[0], self.units)] * self.n_states
-        return out
+        batch = input_shape[0]
+        out = (batch, input_shape[1], self.units) if self.return_sequences else (batch, self.units)
+        if not self.return_state:
+            return out
+        return [out] + [(batch, e) if isinstance(e, int) else [(batch, n) for n in e] for e in self._entries]
 
     def compute_mask(self, inputs, mask):
         out = mask if self.return_sequences else None
-        if self.return_state:
-            return [out] + [None] * self.n_states
-        return out
+        return [out] + [None] * len(self._entries) if self.return_state else out
+
+    def keras_weight_tensors(self):
+        cell = self.cell
+        if isinstance(cell, Layer):
+            return cell.keras_weight_tensors()
+        return list(cell.parameters()) if isinstance(cell, nn.Module) else []
+
+    def load_keras_weight_tensors(self, arrays):
+        if isinstance(self.cell, Layer):
+            self.cell.load_keras_weight_tensors(arrays)
+        else:
+            super().load_keras_weight_tensors(arrays)
+
+    def regularization_loss(self):
+        return self.cell.regularization_loss() if isinstance(self.cell, Layer) else None
 
     def get_config(self):
+        from .registry import serialize_layer
+
         cfg = super().get_config()
-        cfg.update(
-            units=self.units,
-            activation=activations.to_config(self, "activation"),
-            use_bias=self.use_bias,
-            kernel_initializer=initializers.serialize(self.kernel_initializer),
-            recurrent_initializer=initializers.serialize(self.recurrent_initializer),
-            bias_initializer=initializers.serialize(self.bias_initializer),
-            kernel_regularizer=regularizers.serialize(self._regularizers[0][1]),
-            recurrent_regularizer=regularizers.serialize(self._regularizers[1][1]),
-            bias_regularizer=regularizers.serialize(self._regularizers[2][1]),
-            dropout=self.dropout,
-            recurrent_dropout=self.recurrent_dropout,
-            return_sequences=self.return_sequences,
-            return_state=self.return_state,
-            go_backwards=self.go_backwards,
-            zero_output_for_mask=self.zero_output_for_mask,
-        )
-        if self.cell_type != "rnn":
-            cfg["recurrent_activation"] = activations.to_config(self, "recurrent_activation")
+        cfg.update(self._sequence_config())
+        cfg["cell"] = serialize_layer(self.cell)
         return cfg
 
+    @classmethod
+    def from_config(cls, config):
+        from .registry import deserialize_layer
 
-class SimpleRNN(RNN):
-    """Fully-connected recurrence ``h_t = activation(x_t W + h_{t-1} U + b)``.
+        config = dict(config)
+        return cls(deserialize_layer(config.pop("cell")), **config)
 
-    Args: as ``keras.layers.SimpleRNN`` — ``units``, ``activation="tanh"``,
-    ``use_bias=True``, ``dropout``, ``recurrent_dropout``, ``return_sequences``,
-    ``return_state``, ``go_backwards``, initializers and regularizers.
-    Fused (``torch.rnn_tanh``/``rnn_relu``) for tanh and relu activations.
 
-    Example:
-        >>> SimpleRNN(4)(np.zeros((2, 5, 3), "float32")).shape
-        torch.Size([2, 4])
-    """
+def reset_states(model) -> None:
+    """Set every stateful recurrent layer in ``model`` (any module) back to zero states
+    (``keras.Model.reset_states``)."""
+    for m in model.modules():
+        if isinstance(m, RecurrentBase) and m.stateful:
+            m.reset_state()
+
+
+class _SimpleRNNMath(_Recurrence):
+    """SimpleRNN's step: ``h_t = activation(x_t W + h_{t-1} U + b)``."""
 
     cell_type = "rnn"
-
-    def __init__(self, units, activation="tanh", **kwargs):
-        kwargs.pop("recurrent_activation", None)
-        super().__init__(units, activation=activation, **kwargs)
 
     def step(self, proj_t, states, rec_keep):
         h = states[0]
@@ -335,41 +717,10 @@ class SimpleRNN(RNN):
         return out, [out]
 
 
-class LSTM(RNN):
-    """Long short-term memory layer (Hochreiter & Schmidhuber, 1997), as ``keras.layers.LSTM``.
-
-    Per step, with ``z = x_t W + h_{t-1} U + b`` split into gates i, f, c, o::
-
-        c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(c)
-        h_t = sigmoid(o) * tanh(c_t)
-
-    Args:
-        units: state width ``u``; the layer has ``4u(in + u + 1)`` parameters.
-        activation: default ``"tanh"``; recurrent_activation: default ``"sigmoid"``.
-        use_bias: default True; unit_forget_bias: initialise the forget-gate bias to 1.
-        dropout: input dropout (one mask per sequence); recurrent_dropout: on ``h``
-            (forces the step loop while training).
-        return_sequences: output every step ``(batch, time, u)`` instead of the last ``(batch, u)``.
-        return_state: also return the final ``h`` and ``c``.
-        go_backwards: process the sequence in reverse (outputs in processing order).
-        zero_output_for_mask: output zeros at masked steps instead of repeating the last output.
-
-    Call arguments: ``inputs (batch, time, features)``, ``mask (batch, time)``,
-    ``initial_state=[h0, c0]``, ``training``.
-
-    Example:
-        >>> lstm = LSTM(56, return_sequences=True)
-        >>> lstm(np.zeros((2, 33, 42), "float32")).shape
-        torch.Size([2, 33, 56])
-        >>> lstm.count_params()
-        22176
-    """
+class _LSTMMath(_Recurrence):
+    """LSTM's step and forget-gate bias (``unit_forget_bias``)."""
 
     cell_type = "lstm"
-
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
-        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, **kwargs)
-        self.unit_forget_bias = bool(unit_forget_bias)
 
     def _keras_bias(self, units):
         bias = self.bias_initializer((4 * units,))
@@ -386,32 +737,14 @@ class LSTM(RNN):
         h = ra(o) * self.activation(c)
         return h, [h, c]
 
-    def get_config(self):
-        cfg = super().get_config()
-        cfg["unit_forget_bias"] = self.unit_forget_bias
-        return cfg
+    def _recurrence_config(self):
+        return {**super()._recurrence_config(), "unit_forget_bias": self.unit_forget_bias}
 
 
-class GRU(RNN):
-    """Gated recurrent unit (Cho et al., 2014), as ``keras.layers.GRU``.
-
-    Per step (Keras's formulation, gates z = update, r = reset)::
-
-        z = sigmoid(x W_z + h U_z + b_z),  r = sigmoid(x W_r + h U_r + b_r)
-        reset_after=True:  hh = tanh(x W_h + b_h + r * (h U_h + b'_h))
-        reset_after=False: hh = tanh(x W_h + b_h + (r * h) U_h)
-        h_t = z * h_{t-1} + (1 - z) * hh
-
-    Args: as LSTM, plus ``reset_after=True`` (the default, cuDNN/PyTorch
-    compatible, two bias rows: ``3u(in + u + 2)`` parameters); ``False`` has one
-    bias (``3u(in + u + 1)``) and runs the step loop.
-    """
+class _GRUMath(_Recurrence):
+    """GRU's step, both bias layouts (``reset_after``) and the gate reordering to Keras's."""
 
     cell_type = "gru"
-
-    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **kwargs):
-        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, **kwargs)
-        self.reset_after = bool(reset_after)
 
     @property
     def _has_bias_hh(self):
@@ -460,10 +793,81 @@ class GRU(RNN):
         h = z * h + (1 - z) * n
         return h, [h]
 
-    def get_config(self):
-        cfg = super().get_config()
-        cfg["reset_after"] = self.reset_after
-        return cfg
+    def _recurrence_config(self):
+        return {**super()._recurrence_config(), "reset_after": self.reset_after}
+
+
+class SimpleRNN(_SimpleRNNMath, BaseRNN):
+    """Fully-connected recurrence ``h_t = activation(x_t W + h_{t-1} U + b)``.
+
+    Args: as ``keras.layers.SimpleRNN`` — ``units``, ``activation="tanh"``,
+    ``use_bias=True``, ``dropout``, ``recurrent_dropout``, ``return_sequences``,
+    ``return_state``, ``go_backwards``, initializers and regularizers.
+    Fused (``torch.rnn_tanh``/``rnn_relu``) for tanh and relu activations.
+
+    Example:
+        >>> SimpleRNN(4)(np.zeros((2, 5, 3), "float32")).shape
+        torch.Size([2, 4])
+    """
+
+    def __init__(self, units, activation="tanh", **kwargs):
+        kwargs.pop("recurrent_activation", None)
+        super().__init__(units, activation=activation, **kwargs)
+
+
+class LSTM(_LSTMMath, BaseRNN):
+    """Long short-term memory layer (Hochreiter & Schmidhuber, 1997), as ``keras.layers.LSTM``.
+
+    Per step, with ``z = x_t W + h_{t-1} U + b`` split into gates i, f, c, o::
+
+        c_t = sigmoid(f) * c_{t-1} + sigmoid(i) * tanh(c)
+        h_t = sigmoid(o) * tanh(c_t)
+
+    Args:
+        units: state width ``u``; the layer has ``4u(in + u + 1)`` parameters.
+        activation: default ``"tanh"``; recurrent_activation: default ``"sigmoid"``.
+        use_bias: default True; unit_forget_bias: initialise the forget-gate bias to 1.
+        dropout: input dropout (one mask per sequence); recurrent_dropout: on ``h``
+            (forces the step loop while training).
+        return_sequences: output every step ``(batch, time, u)`` instead of the last ``(batch, u)``.
+        return_state: also return the final ``h`` and ``c``.
+        go_backwards: process the sequence in reverse (outputs in processing order).
+        zero_output_for_mask: output zeros at masked steps instead of repeating the last output.
+
+    Call arguments: ``inputs (batch, time, features)``, ``mask (batch, time)``,
+    ``initial_state=[h0, c0]``, ``training``.
+
+    Example:
+        >>> lstm = LSTM(56, return_sequences=True)
+        >>> lstm(np.zeros((2, 33, 42), "float32")).shape
+        torch.Size([2, 33, 56])
+        >>> lstm.count_params()
+        22176
+    """
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", unit_forget_bias=True, **kwargs):
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, **kwargs)
+        self.unit_forget_bias = bool(unit_forget_bias)
+
+
+class GRU(_GRUMath, BaseRNN):
+    """Gated recurrent unit (Cho et al., 2014), as ``keras.layers.GRU``.
+
+    Per step (Keras's formulation, gates z = update, r = reset)::
+
+        z = sigmoid(x W_z + h U_z + b_z),  r = sigmoid(x W_r + h U_r + b_r)
+        reset_after=True:  hh = tanh(x W_h + b_h + r * (h U_h + b'_h))
+        reset_after=False: hh = tanh(x W_h + b_h + (r * h) U_h)
+        h_t = z * h_{t-1} + (1 - z) * hh
+
+    Args: as LSTM, plus ``reset_after=True`` (the default, cuDNN/PyTorch
+    compatible, two bias rows: ``3u(in + u + 2)`` parameters); ``False`` has one
+    bias (``3u(in + u + 1)``) and runs the step loop.
+    """
+
+    def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", reset_after=True, **kwargs):
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, **kwargs)
+        self.reset_after = bool(reset_after)
 
 
 class Bidirectional(Layer):
@@ -475,6 +879,9 @@ class Bidirectional(Layer):
             ``"ave"``, or None (a list ``[forward, backward]``).
         backward_layer: optional explicit backward layer; by default a copy of
             ``layer`` with ``go_backwards`` flipped.
+
+    With ``stateful=True`` on ``layer`` both directions carry their final states to
+    the next call (each from its own end of the sequence), until `reset_state`.
 
     With ``return_sequences`` the backward outputs are re-reversed so step t of
     both halves refers to input step t. With ``return_state`` the result is
@@ -501,8 +908,10 @@ class Bidirectional(Layer):
         if backward_layer is None:
             config.update(name="backward_" + config["name"], go_backwards=not layer.go_backwards)
             backward_layer = type(layer).from_config(config)
-        if backward_layer.return_sequences != layer.return_sequences or backward_layer.return_state != layer.return_state:
-            raise ValueError("Bidirectional: forward and backward layers must agree on return_sequences and return_state")
+        if any(getattr(backward_layer, a, False) != getattr(layer, a, False)
+               for a in ("return_sequences", "return_state", "stateful")):
+            raise ValueError("Bidirectional: forward and backward layers must agree on return_sequences, return_state "
+                             "and stateful")
         # As Keras: with return_sequences, both halves output zeros at masked steps
         # (a lone RNN layer repeats its last output there instead).
         layer.zero_output_for_mask = backward_layer.zero_output_for_mask = layer.return_sequences
@@ -516,6 +925,35 @@ class Bidirectional(Layer):
     @property
     def go_backwards(self):
         return False
+
+    @property
+    def stateful(self) -> bool:
+        return getattr(self.forward_layer, "stateful", False)
+
+    @property
+    def states(self):
+        """Both directions' carried states (forward's, then backward's), or None before any."""
+        f, b = self.forward_layer.states, self.backward_layer.states
+        return tuple(f + b) if f and b else None
+
+    def __call__(self, inputs, *args, **kwargs):
+        _build_with_batch(self, inputs)
+        return super().__call__(inputs, *args, **kwargs)
+
+    def _keep_states(self, f_states, b_states) -> None:
+        if self.stateful:
+            self.forward_layer._keep_states(f_states)
+            self.backward_layer._keep_states(b_states)
+
+    def reset_state(self) -> None:
+        """Set both directions' carried states back to zeros (stateful layers)."""
+        if not self.stateful:
+            raise AttributeError(f"layer {self.name!r} (Bidirectional): reset_state needs a stateful layer "
+                                 f"(stateful=True on the wrapped layer)")
+        self.forward_layer.reset_state()
+        self.backward_layer.reset_state()
+
+    reset_states = reset_state
 
     def build(self, input_shape):
         self.forward_layer.build_for(input_shape)
@@ -577,7 +1015,9 @@ class Bidirectional(Layer):
                     f"layer {self.name!r} (Bidirectional) takes {2 * n} initial state tensors "
                     f"(forward then backward), got {len(initial_state)}"
                 )
-            f_init, b_init = f.initial_states(inputs, initial_state[:n]), b.initial_states(inputs, initial_state[n:])
+            f_init, b_init = f._start_states(inputs, initial_state[:n]), b._start_states(inputs, initial_state[n:])
+        elif self.stateful:
+            f_init, b_init = f._start_states(inputs, None), b._start_states(inputs, None)
         else:
             f_init = b_init = None
 
@@ -590,6 +1030,7 @@ class Bidirectional(Layer):
                 hx = tuple(torch.stack([fs, bs]) for fs, bs in zip(f_init, b_init))
             seq, finals = fused_run(mode, inputs, mask, hx, f.flat_weights() + b.flat_weights(), f.use_bias, True)
             f_states, b_states = [s[0] for s in finals], [s[1] for s in finals]
+            self._keep_states(f_states, b_states)
             u = f.units
             if mask is None and seq.shape[1]:
                 # Unmasked, each direction's last output is its final hidden state; taking
@@ -605,7 +1046,9 @@ class Bidirectional(Layer):
         else:
             if f_init is None:
                 f_init, b_init = f.initial_states(inputs, None), b.initial_states(inputs, None)
-            return self._merge(*self._each(lambda layer, states: layer.run(inputs, mask, states, training), f_init, b_init))
+            f_seq, b_seq, f_last, b_last, f_states, b_states = self._each(
+                lambda layer, states: layer.run(inputs, mask, states, training), f_init, b_init)
+            self._keep_states(f_states, b_states)
         return self._merge(f_seq, b_seq, f_last, b_last, f_states, b_states)
 
     def reads_table(self, ids, table, training=None) -> bool:

@@ -116,10 +116,10 @@ class Model(Layer):
         return not self.built and type(self).build is Model.build
 
     def reset_states(self) -> None:
-        """Reset the carried state of every stateful layer in the model (Keras's ``reset_states``)."""
-        for m in self.modules():
-            if m is not self and hasattr(m, "reset_states") and getattr(m, "stateful", False):
-                m.reset_states()
+        """Set every stateful recurrent layer's carried states back to zeros (Keras 2's ``reset_states``)."""
+        from ..layers.recurrent import reset_states
+
+        reset_states(self)
 
     reset_state = reset_states
 

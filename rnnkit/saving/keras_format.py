@@ -41,7 +41,7 @@ _IGNORED = {
 # Options accepted only at their neutral value.
 _NEUTRAL = {
     "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None,
-    "recurrent_constraint": None, "embeddings_constraint": None, "stateful": False, "groups": 1,
+    "recurrent_constraint": None, "embeddings_constraint": None, "groups": 1,
     "lora_rank": None, "lora_alpha": None, "input_dim_for_embedding": None,
 }
 _KERAS2_ACTIVATIONS = {"hard_sigmoid": "hard_sigmoid_keras2"}
@@ -74,8 +74,10 @@ def translate_layer(spec: dict, legacy: bool, first: bool) -> dict:
             if value not in (_NEUTRAL[key], None, False) and not (key == "groups" and value == 1):
                 raise ModelFileError(f"Keras layer {name!r} ({class_name}) uses {key}={value!r}, which rnnkit does not support")
             continue
-        if key in ("layer", "backward_layer") and isinstance(value, dict):
+        if key in ("layer", "backward_layer", "cell") and isinstance(value, dict):
             value = translate_layer(value, legacy, first=False)
+        elif key == "cells" and isinstance(value, list):
+            value = [translate_layer(v, legacy, first=False) for v in value]
         elif key in ("activation", "recurrent_activation") and legacy and value in _KERAS2_ACTIVATIONS:
             value = _KERAS2_ACTIVATIONS[value]
         elif key in ("kernel_size", "strides", "dilation_rate", "pool_size") and isinstance(value, list):
