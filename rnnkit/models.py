@@ -17,9 +17,10 @@ from .layers.base import Layer, format_shape, unique_name
 from .layers._fusion import embedded_call
 from .layers.core import Embedding, InputLayer
 from .layers.registry import deserialize_layer, serialize_layer
+from .training.loop import Trainer
 
 
-class Model(Layer):
+class Model(Trainer, Layer):
     """Base of rnnkit models: a Layer that can be compiled, trained, evaluated and saved."""
 
     def __init__(self, name: str | None = None, **kwargs):
