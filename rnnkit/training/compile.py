@@ -220,7 +220,7 @@ def _per_output(spec, names, what, allow_missing=False):
 def _metric_lists(spec, names, losses, out_shapes, what):
     """One list of metric objects per output, from ``metrics``/``weighted_metrics`` as Keras reads
     them: a flat list for a one-output model; for several outputs a list of lists or a dict."""
-    if spec is None:
+    if spec is None or (isinstance(spec, (list, tuple)) and not spec):
         return [[] for _ in names]
     if len(names) == 1:
         if isinstance(spec, dict):
