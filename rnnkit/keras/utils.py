@@ -1,8 +1,9 @@
 """``keras.utils``."""
 from ..data.fetch import get_file
+from ..training.data import PyDataset, Sequence, unpack as unpack_x_y_sample_weight
 from ..utils import set_random_seed, to_categorical
 
-__all__ = ["get_file", "set_random_seed", "to_categorical"]
+__all__ = ["get_file", "set_random_seed", "to_categorical", "PyDataset", "Sequence", "unpack_x_y_sample_weight"]
 
 try:  # text utilities live in rnnkit.text
     from ..text import pad_sequences  # noqa: F401

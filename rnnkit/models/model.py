@@ -7,9 +7,10 @@ import numpy as np
 import torch
 
 from ..layers.base import Layer, sublayers, to_snake_case, unique_name
+from ..training.loop import Trainer
 
 
-class Model(Layer):
+class Model(Trainer, Layer):
     """A layer that can be compiled, trained, evaluated and saved; three ways to make one, as in Keras.
 
     * ``Model(inputs, outputs)`` — a functional model: the graph from ``keras.Input`` tensors to

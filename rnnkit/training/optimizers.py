@@ -205,6 +205,27 @@ class Optimizer:
             self.torch_optimizer.step()
         self.iterations += 1
 
+    def apply(self, grads, trainable_variables=None) -> None:
+        """One update from ``grads`` for ``trainable_variables`` (Keras's ``optimizer.apply``, as custom
+        ``train_step`` code calls it): the gradients are set on the parameters, then `step` runs."""
+        if trainable_variables is None:
+            raise ValueError(f"{type(self).__name__}.apply: give the variables the gradients are for")
+        params = list(trainable_variables)
+        grads = list(grads)
+        if len(grads) != len(params):
+            raise ValueError(f"{type(self).__name__}.apply: {len(grads)} gradients for {len(params)} variables")
+        if self.torch_optimizer is None:
+            self.build(params)
+        for p, g in zip(params, grads):
+            if g is not p.grad:
+                p.grad = None if g is None else torch.as_tensor(g, device=p.device, dtype=p.dtype)
+        self.step(params)
+
+    def apply_gradients(self, grads_and_vars) -> None:
+        """``apply`` from ``[(gradient, variable), ...]`` (Keras's spelling)."""
+        pairs = list(grads_and_vars)
+        self.apply([g for g, _ in pairs], [v for _, v in pairs])
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(learning_rate={self.learning_rate})"
 
