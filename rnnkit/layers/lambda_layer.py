@@ -81,7 +81,9 @@ class Lambda(Layer):
     def from_config(cls, config, custom_objects=None):
         config = dict(config)
         name = config.pop("function")
-        fn = (custom_objects or {}).get(name)
+        from ..saving.objects import get_registered_object
+
+        fn = get_registered_object(name, custom_objects)
         if fn is None:
             raise ValueError(
                 f"Lambda layer {config.get('name')!r} wraps the Python function {name!r}, which a file "

@@ -282,9 +282,9 @@ def _load_model(path: Path, compile: bool):
         return load_keras_file(path, compile=compile)
     if path.suffix in (".keras", ".h5", ".hdf5") and path.is_file():
         try:
-            return load_native(path, compile=compile, custom_objects=custom_objects)
+            return load_native(path, compile=compile)
         except ModelFileError:
             raise ModelFileError(
                 f"{path}: neither a Keras 3 .keras archive, an HDF5 .h5 file nor an rnnkit model file"
             ) from None
-    return load_native(path, compile=compile, custom_objects=custom_objects)
+    return load_native(path, compile=compile)

@@ -218,7 +218,7 @@ class _Plan:
         self.activations = [acts[i] if self.logits[i] else None for i in range(self.k)]
         self.from_logits = [bool(s.loss is not None and s.loss.from_logits) for s in self.specs]
         self.with_mask = hasattr(model, "forward_with_mask")
-        self.sequential = hasattr(model, "final_activation") and self.with_mask
+        self.sequential = _is_sequential(model)
         self.trackers = [s.tracker for s in self.specs if s.tracker is not None]
         self.metrics = [(i, w, m) for i, s in enumerate(self.specs)
                         for w, group in ((False, s.metrics), (True, s.weighted_metrics)) for m in group]
@@ -327,8 +327,14 @@ def _cast_ints(model) -> bool:
     Embedding (Keras's float32 Input casts them; token ids stay integers)."""
     from ..layers.core import Embedding  # noqa: PLC0415
 
-    layers = getattr(model, "layers", None) if hasattr(model, "final_activation") else None
+    layers = getattr(model, "layers", None) if _is_sequential(model) else None
     return bool(layers) and not isinstance(layers[0], Embedding)
+
+
+def _is_sequential(model) -> bool:
+    from ..models.sequential import Sequential  # noqa: PLC0415  (models import this module)
+
+    return isinstance(model, Sequential)
 
 
 def _check_inputs(model, x) -> None:
@@ -339,7 +345,7 @@ def _check_inputs(model, x) -> None:
         if missing:
             raise ValueError(f"x has no entry for input {missing[0]!r}; the model's inputs are {list(names)}, "
                              f"x has keys {sorted(x)}")
-    if isinstance(x, (list, tuple)) and hasattr(model, "final_activation") and hasattr(model, "layers"):
+    if isinstance(x, (list, tuple)) and _is_sequential(model):
         raise ValueError(f"x: a Sequential model takes a single input array, got a list of {len(x)} arrays")
 
 
@@ -354,8 +360,10 @@ def _adapt(model, x, y=None, sample_weight=None, batch_size=None, shuffle=False,
 def _ensure_ready(model, xb) -> None:
     """Build the model (from a first batch) and its training state (optimizer, per-output losses)."""
     if not model.built:
-        if hasattr(model, "final_activation") and isinstance(xb, torch.Tensor):
+        if _is_sequential(model) and isinstance(xb, torch.Tensor):
             model.build_for((None,) + tuple(xb.shape[1:]))
+        elif hasattr(model, "build_from_data"):
+            model.build_from_data(xb)  # a call that carries no state and updates no statistics
         else:
             with torch.no_grad():
                 model(xb, training=False)
