@@ -6,13 +6,13 @@ Mirrors the parts of ``tensorflow.keras`` / ``keras`` that sequence models use:
 ``keras.initializers``, ``keras.regularizers``, ``keras.constraints``, ``keras.ops``, ``keras.saving``, ``keras.utils`` and ``keras.preprocessing``.
 """
 from . import (
-    backend, callbacks, constraints, initializers, layers, losses, metrics, models, ops, optimizers, preprocessing, regularizers,
+    activations, backend, callbacks, constraints, initializers, layers, losses, metrics, models, ops, optimizers, preprocessing, regularizers,
     saving, utils,
 )
 from .layers import Input
 from .models import Model, Sequential, load_model
 
 __all__ = [
-    "backend", "callbacks", "constraints", "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers",
+    "activations", "backend", "callbacks", "constraints", "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers",
     "preprocessing", "regularizers", "saving", "utils", "Input", "Model", "Sequential", "load_model",
 ]

@@ -356,3 +356,130 @@ def test_user_layer_without_compute_output_shape_gets_shapes_from_a_run():
     x = keras.Input(shape=(None, 4))
     y = Pairs()(x)
     assert y.shape == (None, None, 2)
+
+
+# ---------------------------------------------- attention, dict I/O, nesting
+def ng_model(Tx, Ty, n_a, n_s, human, machine):
+    """Ng's date-translation model (Sequence Models, week 3) as the course writes it."""
+    repeator = L.RepeatVector(Tx)
+    concatenator = L.Concatenate(axis=-1)
+    densor1 = L.Dense(10, activation="tanh")
+    densor2 = L.Dense(1, activation="relu")
+    activator = L.Activation(lambda x: keras.activations.softmax(x, axis=1))
+    dotor = L.Dot(axes=1)
+    post_lstm = L.LSTM(n_s, return_state=True)
+    output_layer = L.Dense(machine, activation="softmax")
+    X = keras.Input(shape=(Tx, human))
+    s0 = keras.Input(shape=(n_s,))
+    c0 = keras.Input(shape=(n_s,))
+    s, c = s0, c0
+    a = L.Bidirectional(L.LSTM(n_a, return_sequences=True))(X)
+    outputs = []
+    for _ in range(Ty):
+        concat = concatenator([a, repeator(s)])
+        alphas = activator(densor2(densor1(concat)))
+        context = dotor([alphas, a])
+        _, s, c = post_lstm(context, initial_state=[s, c])
+        outputs.append(output_layer(s))
+    return keras.Model(inputs=[X, s0, c0], outputs=outputs)
+
+
+def test_ng_attention_model_matches_keras_and_has_the_courses_52960_parameters():
+    check_against_keras("ng_attention", ng_model(7, 4, 5, 6, 9, 5))
+    full = ng_model(30, 10, 32, 64, 37, 11)
+    assert full.count_params() == CASES["ng_full_size"]["count_params"] == 52960
+    assert [type(layer).__name__ for layer in full.layers] == CASES["ng_full_size"]["layers"]
+    assert "Total params: 52,960" in full.summary_text()
+
+
+def test_ng_attention_model_trains_with_one_loss_per_output():
+    model = ng_model(7, 4, 5, 6, 9, 5)
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="categorical_crossentropy", metrics=[["accuracy"]] * 4)
+    rng = np.random.default_rng(0)
+    x = np.eye(9, dtype="float32")[rng.integers(0, 9, (64, 7))]
+    y = [np.eye(5, dtype="float32")[(x[:, t].argmax(-1)) % 5] for t in range(4)]  # copy the first 4 symbols
+    zeros = np.zeros((64, 6), dtype="float32")
+    history = model.fit([x, zeros, zeros], y, epochs=30, batch_size=32, verbose=0)
+    assert history.history["loss"][-1] < 0.85 * history.history["loss"][0]
+
+
+def multi_io_model():
+    title = keras.Input(shape=(6,), dtype="int32", name="title")
+    body = keras.Input(shape=(6,), dtype="int32", name="body")
+    emb = L.Embedding(20, 4, mask_zero=True, name="shared_embedding")
+    t = L.LSTM(5, name="title_lstm")(emb(title))
+    b = L.GRU(5, name="body_gru")(emb(body))
+    merged = L.Concatenate(name="merge")([t, b])
+    priority = L.Dense(1, activation="sigmoid", name="priority")(merged)
+    dept = L.Dense(3, activation="softmax", name="department")(merged)
+    return keras.Model({"title": title, "body": body}, {"priority": priority, "department": dept}, name="tickets")
+
+
+def test_named_dict_inputs_and_outputs_with_masks_match_keras():
+    model = multi_io_model()
+    xs, _, _ = load("multi_io")
+    check_against_keras("multi_io", model, feed={"title": xs[0], "body": xs[1]})
+    assert model.output_names == CASES["multi_io"]["output_names"]  # dict outputs in key order, as Keras
+    out = model.predict({"title": xs[0], "body": xs[1]})
+    assert sorted(out) == ["department", "priority"]
+    with pytest.raises(ValueError, match="'title'"):
+        model.predict({"body": xs[1]})
+
+
+def test_dict_model_fits_with_a_loss_per_named_output_and_loss_weights():
+    model = multi_io_model()
+    model.compile(optimizer="adam", loss={"priority": "binary_crossentropy", "department": "sparse_categorical_crossentropy"},
+                  loss_weights={"priority": 1.0, "department": 0.5})
+    rng = np.random.default_rng(1)
+    x = {"title": rng.integers(0, 20, (32, 6)), "body": rng.integers(0, 20, (32, 6))}
+    y = {"priority": rng.integers(0, 2, (32, 1)).astype("float32"), "department": rng.integers(0, 3, (32,))}
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    assert {"loss", "priority_loss", "department_loss"} <= set(history.history)
+
+
+def test_nested_functional_and_sequential_models_as_layers_match_keras():
+    inner_in = keras.Input(shape=(5, 3))
+    inner = keras.Model(inner_in, L.Dense(4, activation="tanh")(L.SimpleRNN(6, return_sequences=True)(inner_in)),
+                        name="inner")
+    head = keras.Sequential([L.Dense(2)], name="head")
+    outer_in = keras.Input(shape=(5, 3))
+    z = inner(outer_in)
+    z2 = inner(L.Dense(3, name="pre")(outer_in))
+    check_against_keras("nested", keras.Model(outer_in, head(L.Add()([z, z2])), name="outer"))
+
+
+class Scaled(L.Layer):
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self.w = self.add_weight(shape=(input_shape[-1], self.units), initializer="glorot_uniform", name="w")
+        self.count = self.add_weight(shape=(), initializer="zeros", trainable=False, name="count")
+        self.b = self.add_weight(shape=(self.units,), initializer="random_normal", name="b")
+
+    def call(self, inputs):
+        return keras.ops.tanh(keras.ops.matmul(inputs, self.w) + self.b) * keras.ops.sigmoid(self.count + 1.0)
+
+
+class MinimalRNNCell(L.Layer):
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.state_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer="glorot_uniform", name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), initializer="orthogonal",
+                                                name="recurrent_kernel")
+
+    def call(self, inputs, states):
+        prev = states[0]
+        output = keras.ops.matmul(inputs, self.kernel) + keras.ops.matmul(prev, self.recurrent_kernel)
+        return output, [output]
+
+
+def test_custom_layer_with_add_weight_and_ops_after_a_custom_cell_matches_keras():
+    x_in = keras.Input(shape=(5, 3))
+    seq = L.RNN(MinimalRNNCell(4), return_sequences=True)(x_in)
+    check_against_keras("custom_layer_and_cell", keras.Model(x_in, Scaled(2)(seq)))
