@@ -257,7 +257,7 @@ def test_bad_core_arguments_are_refused_with_their_name(make, message):
 
 def test_keras_argument_spellings_that_are_implemented():
     assert Dense(np.int64(3)).units == 3  # Keras refuses NumPy integers; their meaning is plain
-    assert Input((3,), dtype=None).input_dtype == "float32"  # Keras's default dtype is None
+    assert Input((3,), dtype=None).dtype == "float32"  # Keras's default dtype is None
     assert Input(batch_shape=(4, 3)).shape == (4, 3)
     table = np.arange(12, dtype="float32").reshape(4, 3)
     for weights in (table, [table]):
