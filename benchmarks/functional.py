@@ -66,7 +66,7 @@ def stepper(model):
 
     def step(x, y):
         opt.zero_grad(set_to_none=True)
-        out = model(x, training=True) if hasattr(model, "compile") else model(x)
+        out = model(x, training=True) if isinstance(model, keras.Model) else model(x)
         F.cross_entropy(out, y).backward()
         opt.step()
     return step
