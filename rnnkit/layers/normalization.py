@@ -255,6 +255,8 @@ class BatchNormalization(_Normalization):
         self.beta = nn.Parameter(self.beta_initializer(shape)) if self.center else None
         self.moving_mean = nn.Parameter(self.moving_mean_initializer(shape), requires_grad=False)
         self.moving_variance = nn.Parameter(self.moving_variance_initializer(shape), requires_grad=False)
+        # Layer.trainable's setter (of any model above) never unfreezes weights so flagged
+        self.moving_mean.untrainable = self.moving_variance.untrainable = True
 
     @Layer.trainable.setter
     def trainable(self, value: bool) -> None:

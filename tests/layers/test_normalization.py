@@ -193,8 +193,6 @@ def test_keras_model_file_of_these_layers_loads_with_its_moving_statistics():
     assert model.count_params() == INFO["params"]["sequential"]["total"]
 
 
-@pytest.mark.xfail(strict=True, reason="Layer.trainable's setter (layers/base.py, the lead's) sets requires_grad on "
-                                       "every parameter below the layer, the moving statistics included")
 def test_freezing_and_unfreezing_a_model_keeps_the_moving_statistics_non_trainable():
     model = rnnkit.Sequential([rnnkit.Input((5, 3)), BatchNormalization(), Dense(2)])
     model.trainable = False
