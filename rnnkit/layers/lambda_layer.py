@@ -170,6 +170,35 @@ class TensorOp(Layer):
         return cfg
 
 
+@register
+class OpCall(Layer):
+    """A ``keras.ops`` function called in a functional graph, as Keras 3's files record them
+    (an Embedding's ``mask_zero`` mask passed on explicitly is ``NotEqual``, ``keras.ops.sum(x,
+    axis=1)`` is ``Sum``): ``op`` names the function of `rnnkit.ops`, ``arguments`` the keyword
+    arguments Keras stored with the operation. The call's own arguments (tensors and numbers)
+    follow Keras's order, ``op(inputs, *args, **arguments)``."""
+
+    def __init__(self, op: str, arguments: dict | None = None, **kwargs):
+        super().__init__(**kwargs)
+        from .. import ops
+
+        fn = getattr(ops, op, None)
+        if op.startswith("_") or not callable(fn):
+            raise ValueError(f"OpCall: rnnkit.ops has no operation {op!r}")
+        self.op, self.arguments, self._fn = op, dict(arguments or {}), fn
+
+    def forward(self, inputs, *args):
+        return self._fn(inputs, *args, **self.arguments)
+
+    def compute_output_shape(self, input_shape):
+        raise NotImplementedError  # shapes come from running the operation on stand-ins
+
+    def get_config(self):
+        cfg = super().get_config()
+        cfg.update(op=self.op, arguments=self.arguments)
+        return cfg
+
+
 def tensor_op(name: str, a, b=None, reverse: bool = False, key=None):
     """Record operator ``name`` on symbolic ``a`` (and ``b``: a symbolic tensor or a number)."""
     from .symbolic import KerasTensor

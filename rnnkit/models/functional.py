@@ -263,6 +263,8 @@ class Functional(Model):
             for node in self._steps:
                 args = map_structure(lambda v: env[id(v)] if isinstance(v, KerasTensor) else v, node.args)
                 kwargs = map_structure(lambda v: env[id(v)] if isinstance(v, KerasTensor) else v, node.kwargs)
+                if ctx[0] is not None and "training" in kwargs:
+                    kwargs["training"] = ctx[0]  # Keras 3: the model's training flag overrides a call's own
                 if id(node) in logit_nodes:
                     out = node.layer.logits(args[0])
                     out_kt = node.flat_outputs[0]
@@ -319,6 +321,12 @@ class Functional(Model):
     def _tensor_ref(self, t: KerasTensor) -> list:
         return [t.layer.name, self._node_index(t.node), t.index]
 
+    def _io_ref(self, t: KerasTensor) -> list:
+        # Keras numbers a nested functional model's calls from 1 in input_layers/output_layers only
+        # (its "pre-existing node"), and from 0 in the calls' own arguments.
+        name, node, index = self._tensor_ref(t)
+        return [name, node + isinstance(t.layer, Functional), index]
+
     def get_config(self) -> dict:
         """Keras 3's functional config: each layer with the calls (``inbound_nodes``) that made the graph."""
         def ser(v):
@@ -342,8 +350,8 @@ class Functional(Model):
             "name": self.name,
             "trainable": self.trainable,
             "layers": layers,
-            "input_layers": map_structure(self._tensor_ref, self._inputs_struct),
-            "output_layers": map_structure(self._tensor_ref, self._outputs_struct),
+            "input_layers": map_structure(self._io_ref, self._inputs_struct),
+            "output_layers": map_structure(self._io_ref, self._outputs_struct),
         }
 
     @classmethod
@@ -411,7 +419,7 @@ def functional_from_config(config: dict, custom_objects=None) -> Functional:
 
     def ref(v):
         if _is_ref(v):
-            return tensors[(v[0], v[1])][v[2]]
+            return tensors[(v[0], v[1] - isinstance(made[v[0]], Functional))][v[2]]
         if isinstance(v, dict):
             return {k: ref(x) for k, x in v.items()}
         return [ref(x) for x in v]

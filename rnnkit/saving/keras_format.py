@@ -1,6 +1,7 @@
 """Read real Keras model files: Keras 3 ``.keras`` archives and legacy HDF5 ``.h5``.
 
-Supported: Sequential models built from the layers rnnkit implements. The
+Supported: Sequential and functional models (nested models, shared layers, several inputs and
+outputs, ``keras.ops`` calls recorded in the graph) built from the layers rnnkit implements. The
 config is translated to rnnkit's constructor arguments (unsupported options
 are refused with the option named, never silently dropped), the weights are
 read in Keras's order and layout and go through each layer's ``set_weights``
@@ -21,7 +22,9 @@ Files:
 from __future__ import annotations
 
 import inspect
+import io
 import json
+import re
 import warnings
 import zipfile
 from pathlib import Path
@@ -34,10 +37,14 @@ from ..layers.registry import layer_class
 from .native import ModelFileError
 
 # Options that exist in Keras configs but change nothing rnnkit computes.
+# (``seed`` and ``data_format`` are not here: a layer that takes them gets them, and any other
+# layer takes only their neutral values, None and "channels_last".)
 _IGNORED = {
-    "dtype", "seed", "implementation", "time_major", "unroll", "sparse", "ragged", "optional",
-    "quantization_config", "registered_name", "module", "data_format", "trainable_weights_count",
+    "implementation", "time_major", "unroll", "sparse", "ragged", "optional",
+    "quantization_config", "registered_name", "module", "trainable_weights_count",
 }
+# Shapes Keras 2 stored to build a layer before its first call; the call's inputs build it here.
+_BUILD_ONLY = {"query_shape", "key_shape", "value_shape"}
 # Options accepted only at their neutral value.
 _NEUTRAL = {
     "activity_regularizer": None, "kernel_constraint": None, "bias_constraint": None,
@@ -68,7 +75,15 @@ def translate_layer(spec: dict, legacy: bool, first: bool) -> dict:
     out: dict = {}
     accepted = _accepted_args(cls)
     for key, value in config.items():
-        if key in _IGNORED:
+        if key in _IGNORED or (key in _BUILD_ONLY and class_name == "MultiHeadAttention"):
+            continue
+        if key == "dtype":
+            policy = value.get("config", {}).get("name") if isinstance(value, dict) else value
+            if class_name == "InputLayer" and policy is not None:
+                out[key] = policy
+            elif policy not in (None, "float32"):
+                raise ModelFileError(f"Keras layer {name!r} ({class_name}) computes in dtype {policy!r}; "
+                                     "rnnkit reads float32 models only")
             continue
         if key in _NEUTRAL:
             if value not in (_NEUTRAL[key], None, False) and not (key == "groups" and value == 1):
@@ -99,13 +114,126 @@ def translate_layer(spec: dict, legacy: bool, first: bool) -> dict:
     return translated
 
 
+def _build_model(model_config: dict, legacy: bool):
+    """A Keras model config (``config.json`` or an ``.h5`` file's ``model_config``) -> an rnnkit model."""
+    kind = model_config.get("class_name")
+    if not isinstance(model_config.get("config"), (dict, list)):
+        raise ModelFileError("the Keras model config has no 'config' object")
+    if kind == "Sequential":
+        return _build_sequential(model_config, legacy)
+    if kind in ("Functional", "Model"):
+        from ..models.functional import functional_from_config
+
+        try:
+            return functional_from_config(_translate_functional(model_config["config"], legacy))
+        except (ValueError, TypeError, KeyError) as exc:
+            if isinstance(exc, ModelFileError):
+                raise
+            raise ModelFileError(f"the Keras functional model cannot be rebuilt: {exc}") from None
+    raise ModelFileError(
+        f"only Sequential and functional Keras models can be imported, this file holds a {kind!r} model "
+        "(a subclassed model's code is not in its file: rebuild it in Python and use load_weights)"
+    )
+
+
+def _translate_nested(spec: dict, legacy: bool, nested: set) -> dict:
+    """A layer spec of a functional model's ``layers`` list, translated, with its calls."""
+    kind = spec["class_name"]
+    if kind in ("Functional", "Model"):
+        out = {"class_name": "Functional", "config": _translate_functional(spec["config"], legacy)}
+    elif kind == "Sequential":
+        layers = spec["config"]["layers"]
+        out = {"class_name": "Sequential", "config": {
+            "name": spec["config"].get("name"),
+            "layers": [translate_layer(s, legacy, first=(i == 0)) for i, s in enumerate(layers)]}}
+    elif str(spec.get("module", "")).startswith("keras.src.ops.") or _legacy_op(spec):  # keras.ops in the graph
+        config = dict(spec.get("config", {}))
+        out = {"class_name": "OpCall",
+               "config": {"name": config.pop("name", None), "op": _snake(kind), "arguments": config}}
+    else:
+        out = translate_layer(spec, legacy, first=(kind == "InputLayer"))
+    out["name"] = spec.get("name") or spec.get("config", {}).get("name")
+    out["inbound_nodes"] = [_node(n, kind, nested) for n in spec.get("inbound_nodes", [])]
+    return out
+
+
+def _legacy_op(spec: dict) -> bool:
+    """A keras.ops function in a Keras 3 legacy .h5 config, which names no module: a class no
+    layer registry knows whose snake-cased name is an operation of `rnnkit.ops`."""
+    from .. import ops
+
+    if "module" in spec or "registered_name" in spec:
+        return False
+    try:
+        layer_class(spec)
+        return False
+    except ValueError:
+        return callable(getattr(ops, _snake(spec["class_name"]), None))
+
+
+def _translate_functional(cfg: dict, legacy: bool) -> dict:
+    keras2 = any(isinstance(n, list) for s in cfg["layers"] for n in s.get("inbound_nodes", []))
+    # Keras 2 numbered a nested model's calls from 1 (its own input->output node is 0) everywhere.
+    nested = {s.get("name") or s["config"].get("name") for s in cfg["layers"] if keras2 and (
+        s["class_name"] in ("Functional", "Model") or (
+            s["class_name"] == "Sequential" and s["config"].get("layers", [{}])[0].get("class_name") == "InputLayer"))}
+    layers = [_translate_nested(s, legacy, nested) for s in cfg["layers"]]
+    ins, outs = cfg["input_layers"], cfg["output_layers"]
+    if keras2:  # Keras 2 wrote every model's inputs and outputs as lists; one means the tensor itself
+        ins = ins[0] if isinstance(ins, list) and len(ins) == 1 and _ref(ins[0]) else ins
+        outs = outs[0] if isinstance(outs, list) and len(outs) == 1 and _ref(outs[0]) else outs
+    return {"name": cfg.get("name"), "trainable": cfg.get("trainable", True), "layers": layers,
+            "input_layers": ins, "output_layers": outs}
+
+
+def _ref(v) -> bool:
+    return isinstance(v, list) and len(v) in (3, 4) and isinstance(v[0], str) and all(isinstance(i, int) for i in v[1:3])
+
+
+def _tensor(ref: list, nested: set) -> dict:
+    node = int(ref[1]) - (ref[0] in nested)
+    return {"class_name": "__keras_tensor__", "config": {"keras_history": [ref[0], node, int(ref[2])]}}
+
+
+# Keras 2 called a recurrent layer with ``[inputs, *initial_state]`` as one list.
+_STATEFUL_CALLS = {"SimpleRNN", "LSTM", "GRU", "RNN", "Bidirectional"}
+
+
+def _node(node, class_name: str, nested: set) -> dict:
+    """One call of a layer, as Keras 3 writes it: ``{"args": [...], "kwargs": {...}}``.
+
+    Keras 2's form, a list of ``[layer, node, tensor, kwargs]`` entries, is converted. The
+    ``training`` Keras records is dropped (the model's own call decides it, as in Keras 3's
+    functional models), and so is ``mask=None`` (the default: masks ride on the tensors)."""
+    if isinstance(node, dict):
+        args, kwargs = list(node.get("args", [])), dict(node.get("kwargs", {}))
+    elif isinstance(node, list) and node and all(_ref(e) for e in node):
+        def conv(v):
+            if _ref(v):
+                return _tensor(v, nested)
+            if isinstance(v, list):
+                return [conv(x) for x in v]
+            return {k: conv(x) for k, x in v.items()} if isinstance(v, dict) else v
+
+        tensors = [_tensor(e, nested) for e in node]
+        kwargs = {k: conv(v) for k, v in (node[0][3] if len(node[0]) > 3 else {}).items()}
+        if len(tensors) == 1:
+            args = [tensors[0]]
+        elif class_name in _STATEFUL_CALLS:
+            args, kwargs["initial_state"] = [tensors[0]], tensors[1:]
+        else:
+            args = [tensors]
+    else:
+        raise ModelFileError(f"a call of Keras layer class {class_name} is written in a form rnnkit cannot read")
+    kwargs.pop("training", None)
+    if kwargs.get("mask", 0) is None:
+        del kwargs["mask"]
+    return {"args": args, "kwargs": kwargs}
+
+
 def _build_sequential(model_config: dict, legacy: bool):
     from ..models import Sequential
 
-    if model_config.get("class_name") != "Sequential":
-        raise ModelFileError(
-            f"only Sequential Keras models can be imported, this file holds a {model_config.get('class_name')!r} model"
-        )
     cfg = model_config["config"]
     layer_specs = cfg["layers"] if isinstance(cfg, dict) else cfg  # very old Keras stored a bare list
     from ..layers.registry import deserialize_layer
@@ -124,29 +252,78 @@ def _build_sequential(model_config: dict, legacy: bool):
 
 
 # --------------------------------------------------------------- Keras 3 .keras
-_CHILD_ORDER = ["cell", "layer", "forward_layer", "backward_layer"]
+def _snake(class_name: str) -> str:
+    """Keras's ``naming.to_snake_case``: the key of an object's weights group in ``model.weights.h5``."""
+    name = re.sub(r"\W+", "", class_name)
+    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
+    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-def _collect_vars(group) -> list[np.ndarray]:
-    """A layer's variables in Keras's order: its own ``vars/0..n``, then its sub-layers'."""
+def _container_keys(specs: list[dict]) -> list[str]:
+    """The group keys Keras gives a list of objects: the snake-cased class name, then ``_1``, ``_2``
+    for the next objects of the same class, in list order (``saving_lib._save_container_state``)."""
+    used: dict[str, int] = {}
+    keys = []
+    for spec in specs:
+        key = _snake(spec["class_name"].split(">")[-1])
+        if key in used:
+            used[key] += 1
+            key = f"{key}_{used[key]}"
+        else:
+            used[key] = 0
+        keys.append(key)
+    return keys
+
+
+# Sub-objects whose weights follow the owner's, in the owner's weight order (Keras walks attributes
+# alphabetically when it writes; the order a layer lists its weights is this one).
+_CHILDREN = {
+    "MultiHeadAttention": ["query_dense", "key_dense", "value_dense", "output_dense"],
+    "Bidirectional": ["forward_layer", "backward_layer"],
+}
+
+
+def _child_specs(spec: dict) -> list[tuple[str, dict | None]]:
+    cfg = spec.get("config", {})
+    cls = spec["class_name"]
+    if cls == "StackedRNNCells":
+        cells = cfg.get("cells", [])
+        return [(f"cells/{k}", c) for k, c in zip(_container_keys(cells), cells)]
+    if cls in _CHILDREN:
+        inner = cfg.get("layer")
+        return [(k, cfg.get("backward_layer") or inner if k == "backward_layer" else inner) for k in _CHILDREN[cls]]
+    if isinstance(cfg.get("cell"), dict):
+        return [("cell", cfg["cell"])]
+    if isinstance(cfg.get("layer"), dict):
+        return [("layer", cfg["layer"])]
+    return []
+
+
+def _collect_vars(group, spec: dict | None) -> list[np.ndarray]:
+    """An object's variables in Keras's order: its own ``vars/0..n``, then its sub-objects'."""
     out = []
     if "vars" in group:
         v = group["vars"]
         out += [v[k][()] for k in sorted(v.keys(), key=int)]
-    children = [k for k in group.keys() if k != "vars"]
-    for key in sorted(children, key=lambda k: (_CHILD_ORDER.index(k) if k in _CHILD_ORDER else len(_CHILD_ORDER), k)):
-        if isinstance(group[key], h5py.Group):
-            out += _collect_vars(group[key])
+    if spec is not None and spec["class_name"] in ("Functional", "Sequential") and "layers" in group:
+        return out + _container_vars(group["layers"], spec["config"]["layers"])
+    children = _child_specs(spec) if spec is not None else []
+    known = {key.split("/")[0] for key, _ in children}
+    for key, child in children:
+        if key in group:
+            out += _collect_vars(group[key], child)
+    for key in sorted(k for k in group.keys() if k != "vars" and k not in known):
+        if isinstance(group[key], h5py.Group):  # an object rnnkit has no order for: Keras's own (sorted)
+            out += _collect_vars(group[key], None)
     return out
 
 
-def _keras3_layer_groups(h5: h5py.File) -> dict[str, h5py.Group]:
-    """Map layer name -> weights group (the group key is a per-class counter, the name is an attribute)."""
-    groups = {}
-    for key, group in h5["layers"].items():
-        name = group["vars"].attrs.get("name", key) if "vars" in group else key
-        groups[str(name)] = group
-    return groups
+def _container_vars(layers_group, specs: list[dict]) -> list[np.ndarray]:
+    out = []
+    for key, spec in zip(_container_keys(specs), specs):
+        if key in layers_group:
+            out += _collect_vars(layers_group[key], spec)
+    return out
 
 
 def _load_keras3(path: Path, compile: bool):
@@ -159,19 +336,20 @@ def _load_keras3(path: Path, compile: bool):
             weights_bytes = zf.read("model.weights.h5")
     except (zipfile.BadZipFile, OSError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{path}: corrupt or truncated .keras file ({exc})") from None
-    model = _build_sequential(config, legacy=False)
-    import io
-
+    model = _build_model(config, legacy=False)
+    specs = [s for s in config["config"]["layers"]] if isinstance(config.get("config"), dict) else []
+    if config.get("class_name") == "Sequential":
+        specs = [s for s in specs if s["class_name"] != "InputLayer"]  # Sequential.layers leaves it out
     try:
         with h5py.File(io.BytesIO(weights_bytes), "r") as h5:
-            groups = _keras3_layer_groups(h5)
-            for layer in model.layers:
-                expected = len(layer.get_weights())
-                if expected == 0:
+            layers_group = h5["layers"] if "layers" in h5 else {}
+            for key, spec in zip(_container_keys(specs), specs):
+                layer = model.get_layer(spec.get("config", {}).get("name") or spec.get("name"))
+                if not layer.get_weights():
                     continue
-                if layer.name not in groups:
-                    raise ModelFileError(f"{path}: no weights stored for layer {layer.name!r}")
-                _set(layer, _collect_vars(groups[layer.name]), path)
+                if key not in layers_group:
+                    raise ModelFileError(f"{path}: no weights stored for layer {layer.name!r} (group layers/{key})")
+                _set(layer, _collect_vars(layers_group[key], spec), path)
     except OSError as exc:
         raise ModelFileError(f"{path}: corrupt weights in .keras file ({exc})") from None
     if compile and config.get("compile_config"):
@@ -190,7 +368,10 @@ def _load_h5(path: Path, compile: bool):
         if raw is None:
             raise ModelFileError(f"{path}: HDF5 file without a model_config attribute (a weights-only file?)")
         config = json.loads(raw if isinstance(raw, str) else raw.decode())
-        model = _build_sequential(config, legacy=True)
+        version = h5.attrs.get("keras_version", b"2")
+        version = version.decode() if isinstance(version, bytes) else str(version)
+        # Keras 3 writes legacy .h5 files too; only Keras 2's carry Keras 2's definitions.
+        model = _build_model(config, legacy=not version.startswith("3"))
         weights = h5["model_weights"] if "model_weights" in h5 else h5
         for layer in model.layers:
             if not len(layer.get_weights()):

@@ -483,3 +483,15 @@ def test_custom_layer_with_add_weight_and_ops_after_a_custom_cell_matches_keras(
     x_in = keras.Input(shape=(5, 3))
     seq = L.RNN(MinimalRNNCell(4), return_sequences=True)(x_in)
     check_against_keras("custom_layer_and_cell", keras.Model(x_in, Scaled(2)(seq)))
+
+
+def test_the_models_training_flag_overrides_a_training_written_into_a_graph_call():
+    # Keras 3's functional models pass their own training flag to every layer that takes one
+    # (models/functional.py operation_fn), over a `training=` recorded in the call.
+    x_in = keras.Input((200,))
+    out = keras.layers.Dropout(0.5)(x_in, training=False)
+    model = keras.Model(x_in, out)
+    x = np.ones((4, 200), dtype="float32")
+    assert (np.asarray(model(x)) == 1).all()  # no flag given: the recorded training=False holds
+    trained = np.asarray(model(x, training=True).detach())
+    assert (trained == 0).any() and (trained == 2).any()
