@@ -487,6 +487,9 @@ class MinRNN(BaseRNN):
         **kwargs,
     ):
         cls = type(self).__name__
+        if "stateful" in kwargs:
+            raise TypeError(f"{cls}() does not take stateful= (it keeps no state between calls: pass "
+                            "initial_state=, or use LSTM/GRU with stateful=True)")
         fixed = sorted(k for k in kwargs if k in self._NOT_HERE)
         if fixed:
             raise TypeError(f"{cls}() has fixed activations and no recurrent weights; drop argument(s): {', '.join(fixed)}")

@@ -811,7 +811,8 @@ class SimpleRNN(_SimpleRNNMath, BaseRNN):
     """
 
     def __init__(self, units, activation="tanh", **kwargs):
-        kwargs.pop("recurrent_activation", None)
+        if "recurrent_activation" in kwargs:  # Keras refuses it too: a SimpleRNN has no gates
+            raise TypeError("SimpleRNN() takes no recurrent_activation argument (it has no gates)")
         super().__init__(units, activation=activation, **kwargs)
 
 

@@ -208,7 +208,8 @@ def load_native(path, compile: bool = True, custom_objects=None):
     if compile and "compile_config" in metadata:
         cfg = json.loads(metadata["compile_config"])
         model.compile(optimizer=cfg["optimizer"], loss=cfg["loss"], metrics=cfg["metrics"], device="cpu",
-                      precision=cfg.get("precision", "fp32"))
+                      precision=cfg.get("precision", "fp32"), loss_weights=cfg.get("loss_weights"),
+                      weighted_metrics=cfg.get("weighted_metrics"))
         if "optimizer_state" in metadata:
             opt_meta = json.loads(metadata["optimizer_state"])
             opt_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer/")}

@@ -64,10 +64,14 @@ class CompileMetrics:
 
     def _named(self):
         multi = len(self.state.outputs) > 1
+        seen: dict[str, int] = {}
         for i, spec in enumerate(self.state.outputs):
             for weighted, group in ((False, spec.metrics), (True, spec.weighted_metrics)):
                 for m in group:
-                    yield i, weighted, (f"{spec.name}_{m.name}" if multi else m.name), m
+                    name = f"{spec.name}_{m.name}" if multi else m.name
+                    # Keras 3 numbers a repeated name (outputs of one shared layer): x, x_1, x_2, ...
+                    seen[name] = seen.get(name, -1) + 1
+                    yield i, weighted, (f"{name}_{seen[name]}" if seen[name] else name), m
 
     @property
     def metrics(self) -> list:
@@ -122,7 +126,14 @@ class CompiledState:
                 return {k: names(v) for k, v in spec.items()}
             if isinstance(spec, (list, tuple)):
                 return [names(v) for v in spec]
-            return spec if isinstance(spec, str) or spec is None else getattr(spec, "name", repr(spec))
+            if isinstance(spec, str) or spec is None:
+                return spec
+            # objects keep their arguments (from_logits=, k=...): a name alone would reload defaults
+            if isinstance(spec, losses_mod.Loss):
+                return spec.get_config()
+            if isinstance(spec, metrics_mod.Metric):
+                return {"class_name": type(spec).__name__, "config": spec.get_config()}
+            return getattr(spec, "name", None) or getattr(spec, "__name__", repr(spec))
 
         cfg = {
             "loss": self.loss.get_config() if self.loss is not None and not self.outputs[1:] else names(self.loss_spec),

@@ -405,3 +405,10 @@ def test_auto_scan_picks_the_loop_on_cpu_and_log_on_cuda():
     assert layer.resolved_scan(torch.device("cpu")) == "loop"
     assert layer.resolved_scan(torch.device("cuda")) == "log"
     assert MinGRU(3, scan="cell").resolved_scan(torch.device("cuda")) == "cell"
+
+
+def test_stateful_is_refused_with_its_own_reason():
+    from rnnkit.layers import MinGRU
+
+    with pytest.raises(TypeError, match=r"MinGRU\(\) does not take stateful=.*initial_state"):
+        MinGRU(4, stateful=True)

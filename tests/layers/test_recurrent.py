@@ -310,3 +310,10 @@ def test_an_empty_batch_gives_empty_outputs_and_gradients(cell, return_sequences
     out.sum().backward()
     assert out.shape == ((0, 4, 3) if return_sequences else (0, 3)) and x.grad.shape == (0, 4, 5)
     assert Bidirectional(getattr(L, cell)(3, return_sequences=True))(x).shape == (0, 4, 6)
+
+
+def test_simple_rnn_refuses_recurrent_activation_as_keras_does():
+    from rnnkit.layers import SimpleRNN
+
+    with pytest.raises(TypeError, match="SimpleRNN.*recurrent_activation"):
+        SimpleRNN(3, recurrent_activation="relu")

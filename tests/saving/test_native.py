@@ -211,3 +211,25 @@ def test_format_2_files_without_a_checksum_still_load(tmp_path):
     (tmp_path / "m2.safetensors").write_bytes(save(load(data), metadata=old))
     x = np.random.default_rng(0).integers(0, 20, (3, 6))
     np.testing.assert_allclose(rnnkit.load_model(tmp_path / "m2.safetensors").predict(x), model.predict(x), rtol=1e-6)
+
+
+def test_per_output_losses_weights_and_metric_arguments_survive_a_reload(tmp_path):
+    # loss_weights and a loss's from_logits= were dropped on reload: the loaded model then
+    # evaluated (and trained on) another loss than the one it was compiled with.
+    import rnnkit.keras as keras
+
+    a = keras.Input((4,), name="a")
+    model = keras.Model(a, {"cls": keras.layers.Dense(3, name="cls")(a), "reg": keras.layers.Dense(1, name="reg")(a)})
+    model.compile(optimizer="adam",
+                  loss={"cls": keras.losses.SparseCategoricalCrossentropy(from_logits=True), "reg": "mse"},
+                  loss_weights={"cls": 1.0, "reg": 0.5},
+                  metrics={"cls": [keras.metrics.SparseTopKCategoricalAccuracy(k=2)]})
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 4), dtype=np.float32)
+    y = {"cls": np.arange(8) % 3, "reg": rng.random((8, 1), dtype=np.float32)}
+    model.fit(x, y, epochs=1, verbose=0)
+    model.save(tmp_path / "m.keras")
+    again = rnnkit.load_model(tmp_path / "m.keras")
+    assert again.evaluate(x, y, verbose=0, return_dict=True) == pytest.approx(
+        model.evaluate(x, y, verbose=0, return_dict=True))
+    assert again.compiled.loss_weights == {"cls": 1.0, "reg": 0.5}

@@ -101,3 +101,25 @@ def test_predict_keeps_the_output_structure():
     model = compiled("list_losses_weights_metrics")
     out = model.predict(X, batch_size=3)
     assert isinstance(out, list) and out[0].shape == (10, 3) and out[1].shape == (10, 1)
+
+
+def test_outputs_of_one_shared_layer_get_keras_3s_history_names():
+    # Ng's date model makes its ten outputs with one Dense; Keras 3.15 names their metrics
+    # dense_2_accuracy, dense_2_accuracy_1, ... _9 and keeps one dense_2_loss (benchmarks/ng_epoch.py
+    # run under Keras printed exactly that list, with val_ twins).
+    import rnnkit.keras as keras
+
+    x_in = keras.Input((4,))
+    shared = keras.layers.Dense(3, activation="softmax", name="head")
+    hidden = keras.layers.Dense(4, activation="tanh")
+    outs, h = [], x_in
+    for _ in range(3):
+        h = hidden(h)
+        outs.append(shared(h))
+    model = keras.Model(x_in, outs)
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=[["accuracy"]] * 3)
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    y = [np.eye(3, dtype="float32")[np.arange(8) % 3]] * 3
+    history = model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y)).history
+    names = ["head_accuracy", "head_accuracy_1", "head_accuracy_2", "head_loss", "loss"]
+    assert sorted(history) == sorted(names + ["val_" + n for n in names])
