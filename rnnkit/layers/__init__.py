@@ -7,8 +7,8 @@ from .context_attention import ContextAttention  # registers itself
 from .core import Activation, Dense, Dropout, Embedding, Flatten, Input, InputLayer, RepeatVector, TimeDistributed
 from .pooling import AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, MaxPooling1D
 from .minrnn import MinGRU, MinLSTM  # registers itself
-from .recurrent import GRU, LSTM, RNN, Bidirectional, SimpleRNN, reset_states
-from .cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells  # register themselves
+from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN, reset_states
+from .cells import RNN, GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells  # register themselves
 from .masking import Masking  # registers itself
 from .merging import (  # register themselves
     Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract,

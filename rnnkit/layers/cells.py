@@ -1,4 +1,5 @@
-"""RNN cells, as Keras's: one time step of SimpleRNN, LSTM and GRU, and a stack of cells.
+"""RNN cells, as Keras's: one time step of SimpleRNN, LSTM and GRU, a stack of cells, and
+the ``RNN(cell)`` layer that runs a cell over time.
 
 A cell computes one step: ``cell(inputs (batch, features), states)`` returns
 ``(output (batch, units), new_states)``. `rnnkit.layers.RNN` runs a cell over the time
@@ -9,13 +10,14 @@ fused op.
 """
 from __future__ import annotations
 
+import inspect
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from .base import Layer, as_tensor
-from .recurrent import (
-    _GRUMath, _LSTMMath, _Recurrence, _SimpleRNNMath, build_cell, cell_caller, cell_output_size, check_cell,
-)
+from .recurrent import RecurrentBase, _GRUMath, _LSTMMath, _Recurrence, _SimpleRNNMath
 from .registry import deserialize_layer, register, serialize_layer
 
 
@@ -241,3 +243,254 @@ class StackedRNNCells(Layer):
 
 for _cls in (SimpleRNNCell, LSTMCell, GRUCell, StackedRNNCells):
     register(_cls)
+
+
+# ------------------------------------------------------------ the RNN layer over a cell
+def _state_entries(state_size) -> list:
+    """A cell's ``state_size`` as Keras's RNN reads it: a list with one entry per state, each
+    an int (one tensor) or a list of ints (a nested list of tensors, as `StackedRNNCells` has)."""
+    entries = [state_size] if isinstance(state_size, int) else list(state_size)
+    for e in entries:
+        if not (isinstance(e, int) or (isinstance(e, (list, tuple)) and all(isinstance(n, int) for n in e))):
+            raise ValueError(f"RNN: a cell's state_size must be an int or a list of ints, got {state_size!r}")
+    return [e if isinstance(e, int) else list(e) for e in entries]
+
+
+def _template(states):
+    """The nesting of a state structure, tensors replaced by None."""
+    return [_template(s) for s in states] if isinstance(states, (list, tuple)) else None
+
+
+def _flatten(states) -> list:
+    if isinstance(states, (list, tuple)):
+        return [t for s in states for t in _flatten(s)]
+    return [states]
+
+
+def check_cell(owner: str, cell) -> None:
+    """Keras's requirements on an RNN cell: a ``call`` (or, for an rnnkit layer, ``forward``) and a ``state_size``."""
+    if isinstance(cell, (list, tuple)) or not (callable(getattr(cell, "call", None)) or isinstance(cell, Layer)):
+        raise ValueError(f"{owner}: a cell must have a call(inputs, states) method, got {cell!r}")
+    if getattr(cell, "state_size", None) is None:
+        raise ValueError(f"{owner}: a cell must have a state_size attribute (an int, or a list of ints, one per "
+                         f"state), got {type(cell).__name__} without one")
+    _state_entries(cell.state_size)
+
+
+def cell_caller(cell):
+    """``fn(inputs, states, training)`` calling ``cell`` one step as Keras does: through the layer
+    call where the cell is an rnnkit layer with a ``forward``, else its ``call``; ``training``
+    only where that takes it."""
+    if isinstance(cell, nn.Module) and type(cell).forward is not nn.Module.forward:
+        fn, params = cell, inspect.signature(type(cell).forward).parameters
+    else:
+        fn, params = cell.call, inspect.signature(cell.call).parameters
+    if "training" in params:
+        return lambda x, states, training: fn(x, states, training=training)
+    return lambda x, states, training: fn(x, states)
+
+
+def build_cell(cell, step_shape) -> None:
+    """Build ``cell`` for one step's inputs ``(batch, features)`` (as Keras's RNN.build)."""
+    if isinstance(cell, Layer):
+        cell.build_for(step_shape)
+    elif callable(getattr(cell, "build", None)) and not getattr(cell, "built", False):
+        cell.build(step_shape)
+        cell.built = True
+
+
+def cell_output_size(cell) -> int:
+    """Keras's rule: ``output_size`` where the cell has one, else its first state's width."""
+    size = getattr(cell, "output_size", None)
+    if size is None:
+        first = _state_entries(cell.state_size)[0]
+        size = first if isinstance(first, int) else first[0]
+    return size
+
+
+class RNN(RecurrentBase):
+    """Runs a cell over the time axis, as ``keras.layers.RNN``.
+
+    Args:
+        cell: an RNN cell — `SimpleRNNCell`, `LSTMCell`, `GRUCell`, `StackedRNNCells`, a
+            list of cells (stacked), or your own: an object with ``state_size`` (int, or a
+            list of ints, one per state), optionally ``output_size``, ``build(input_shape)``
+            and ``call(inputs, states[, training])`` returning ``(output, new_states)``. It
+            receives the states as a tuple (as Keras does; a list inside `StackedRNNCells`),
+            also for an int ``state_size``. Make it an rnnkit
+            ``Layer`` so its weights are the model's (``get_weights``, training).
+        return_sequences: default False; output every step ``(batch, time, output_size)``.
+        return_state: default False; also return the final states ``[output, *states]``.
+        go_backwards: default False; process the sequence in reverse (outputs in processing order).
+        stateful: default False; carry the final states to the next call (see `RecurrentBase`).
+        unroll: default False; accepted with Keras's meaning — the steps run eagerly either
+            way, with the same numbers.
+        zero_output_for_mask: default False; zeros at masked steps instead of the previous output.
+
+    Call arguments: ``inputs (batch, time, features)``, ``mask (batch, time)`` (a masked
+    step keeps the states and repeats the previous output), ``initial_state`` (a list as
+    the cell's states), ``training`` (passed to cells whose call takes it).
+
+    ``RNN(LSTMCell(u))``, ``RNN(GRUCell(u))`` and ``RNN(SimpleRNNCell(u))`` hold the same
+    weights as ``LSTM(u)`` etc. and run the same fused op where that layer would.
+
+    Example:
+        >>> RNN(LSTMCell(8), return_sequences=True)(np.zeros((2, 5, 3), "float32")).shape
+        torch.Size([2, 5, 8])
+    """
+
+    def __init__(
+        self,
+        cell,
+        return_sequences: bool = False,
+        return_state: bool = False,
+        go_backwards: bool = False,
+        stateful: bool = False,
+        unroll: bool = False,
+        zero_output_for_mask: bool = False,
+        **kwargs,
+    ):
+        if isinstance(cell, (list, tuple)):
+            cell = StackedRNNCells(cell)
+        check_cell("RNN", cell)
+        super().__init__(**kwargs)
+        self.cell = cell
+        self._init_sequence(return_sequences, return_state, go_backwards, stateful, unroll, zero_output_for_mask)
+        self._entries = _state_entries(cell.state_size)
+        self._call_cell = None if isinstance(cell, _Recurrence) else cell_caller(cell)
+        self._template = [None if isinstance(e, int) else [None] * len(e) for e in self._entries]
+
+    # What `RecurrentBase.run` and `Bidirectional` read: the built-in cells' own recurrence
+    # (so the fused op runs), a generic step loop over any other cell.
+    @property
+    def units(self) -> int:
+        return cell_output_size(self.cell)
+
+    @property
+    def state_sizes(self) -> list[int]:
+        return [n for e in self._entries for n in ([e] if isinstance(e, int) else e)]
+
+    @property
+    def n_states(self) -> int:
+        return len(self.state_sizes)
+
+    @property
+    def dropout(self) -> float:
+        return self.cell.dropout if self._call_cell is None else 0.0
+
+    @property
+    def use_bias(self) -> bool:
+        return self.cell.use_bias if self._call_cell is None else True
+
+    def fused_mode(self, training):
+        return self.cell.fused_mode(training) if self._call_cell is None else None
+
+    def flat_weights(self):
+        return self.cell.flat_weights()
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        build_cell(self.cell, (input_shape[0],) + tuple(input_shape[2:]))
+
+    def _nest(self, flat: list) -> list:
+        """Flat state tensors in the structure of this call's initial state (Keras keeps that
+        structure: a GRUCell inside StackedRNNCells starts from ``[h]`` and returns ``[h]``)."""
+        flat = iter(flat)
+
+        def fill(t):
+            return next(flat) if t is None else [fill(e) for e in t]
+
+        return [fill(t) for t in self._template]
+
+    def get_initial_state(self, batch_size: int) -> list:
+        """The cell's ``get_initial_state`` where it has one, else zeros shaped by ``state_size`` (as Keras)."""
+        fn = getattr(self.cell, "get_initial_state", None)
+        if callable(fn):
+            states = fn(batch_size=batch_size)
+            return list(states) if isinstance(states, (list, tuple)) else [states]
+        return [torch.zeros(batch_size, e) if isinstance(e, int) else [torch.zeros(batch_size, n) for n in e]
+                for e in self._entries]
+
+    def initial_states(self, x, initial_state):
+        if initial_state is None and self._call_cell is not None and callable(getattr(self.cell, "get_initial_state", None)):
+            initial_state = self.cell.get_initial_state(batch_size=x.shape[0])
+        if initial_state is None:
+            self._template = [None if isinstance(e, int) else [None] * len(e) for e in self._entries]
+        elif isinstance(initial_state, (list, tuple)):
+            self._template = [_template(e) for e in initial_state]
+            initial_state = _flatten(initial_state)
+        else:
+            self._template = [None]
+        return super().initial_states(x, initial_state)
+
+    def _keep_states(self, finals):
+        super()._keep_states(self._nest(finals) if self.stateful else finals)
+
+    def _loop(self, x, mask, states, training):
+        if self._call_cell is None:
+            return self.cell._loop(x, mask, states, training)
+        prev_out, outputs = None, []
+        for t in range(x.shape[1]):
+            # A tuple, as Keras's backends hand the states to the cell (nested entries are lists).
+            out, new_states = self._call_cell(x[:, t], tuple(self._nest(states)), training)
+            new_states = _flatten(new_states)
+            if len(new_states) != len(states):
+                raise ValueError(f"layer {self.name!r} (RNN): the cell returned {len(new_states)} state tensor(s), "
+                                 f"its state_size {self.cell.state_size!r} says {len(states)}")
+            if mask is not None:
+                m = mask[:, t].unsqueeze(-1)
+                prev_out = torch.zeros_like(out) if prev_out is None else prev_out
+                out = torch.where(m, out, prev_out)
+                new_states = [torch.where(m, n, s) for n, s in zip(new_states, states)]
+            outputs.append(out)
+            prev_out, states = out, new_states
+        if not outputs:
+            return x.new_zeros(x.shape[0], 0, self.units), states
+        return torch.stack(outputs, 1), states
+
+    def _outputs(self, seq, finals, states):
+        out = seq if self.return_sequences else seq[:, -1] if seq.shape[1] else states[0]
+        if self.return_state:
+            return [out] + self._nest(list(finals))
+        return out
+
+    def compute_output_shape(self, input_shape):
+        batch = input_shape[0]
+        out = (batch, input_shape[1], self.units) if self.return_sequences else (batch, self.units)
+        if not self.return_state:
+            return out
+        return [out] + [(batch, e) if isinstance(e, int) else [(batch, n) for n in e] for e in self._entries]
+
+    def compute_mask(self, inputs, mask):
+        out = mask if self.return_sequences else None
+        return [out] + [None] * len(self._entries) if self.return_state else out
+
+    def keras_weight_tensors(self):
+        cell = self.cell
+        if isinstance(cell, Layer):
+            return cell.keras_weight_tensors()
+        return list(cell.parameters()) if isinstance(cell, nn.Module) else []
+
+    def load_keras_weight_tensors(self, arrays):
+        if isinstance(self.cell, Layer):
+            self.cell.load_keras_weight_tensors(arrays)
+        else:
+            super().load_keras_weight_tensors(arrays)
+
+    def regularization_loss(self):
+        return self.cell.regularization_loss() if isinstance(self.cell, Layer) else None
+
+    def get_config(self):
+        from .registry import serialize_layer
+
+        cfg = super().get_config()
+        cfg.update(self._sequence_config())
+        cfg["cell"] = serialize_layer(self.cell)
+        return cfg
+
+    @classmethod
+    def from_config(cls, config):
+        from .registry import deserialize_layer
+
+        config = dict(config)
+        return cls(deserialize_layer(config.pop("cell")), **config)
