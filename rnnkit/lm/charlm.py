@@ -318,7 +318,8 @@ class CharLM(nn.Module):
 
         The same seed and ``num_samples`` give the same samples; with plain temperature
         sampling the first one is `generate`'s text for that seed (each sample takes its own
-        row of the same uniforms)."""
+        row of the same uniforms). A float32 LSTM stack on the CPU runs through the C batched
+        step (`batch_stepper`, `rnnkit.lm.batchgen`) where it can be built."""
         check_sampling_args(temperature, top_k, top_p)
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
