@@ -18,8 +18,9 @@ one ``torch.lstm_cell``-style op per layer (`CharLM.step`).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,6 +31,9 @@ from ..layers._fusion import ids_fit
 from ..layers._lookup import embedding_lookup
 from . import fastgen
 from .sampling import beam_search, check_sampling_args, sample_next
+
+if TYPE_CHECKING:
+    from .batchgen import BatchLSTM
 
 #: Cell name -> (rnnkit layer class, single-step native op or None).
 #: A cell without a step op generates through its layer's ``run``, one step at a time.
@@ -314,16 +318,21 @@ class CharLM(nn.Module):
 
         The same seed and ``num_samples`` give the same samples; with plain temperature
         sampling the first one is `generate`'s text for that seed (each sample takes its own
-        row of the same uniforms)."""
+        row of the same uniforms). A float32 LSTM stack on the CPU runs through the C batched
+        step (`batch_stepper`, `rnnkit.lm.batchgen`) where it can be built."""
         check_sampling_args(temperature, top_k, top_p)
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
         if length < 0:
             raise ValueError(f"length must be >= 0, got {length}")
-        logits, state, step, _ = self._primed(prime_ids, precision, engine, num_samples)
         plain = top_k is None and top_p is None and temperature != 0
         if plain:  # sample k takes row k of the draws: sample 0 has the single stream's uniforms
             uniforms = torch.rand(num_samples, length, generator=generator, dtype=torch.float64).T.contiguous()
+        batch = self.batch_stepper(num_samples) if engine != "torch" and precision == "fp32" else None
+        if batch is not None:  # the C batched step (rnnkit.lm.batchgen), sampling included
+            return self._generate_batch(batch, prime_ids, length, temperature, top_k, top_p, generator,
+                                        uniforms if plain else None)
+        logits, state, step, _ = self._primed(prime_ids, precision, engine, num_samples)
         out = torch.empty(num_samples, length, dtype=torch.long)
         for i in range(length):
             if plain:  # inverse CDF, as `generate`
@@ -334,6 +343,37 @@ class CharLM(nn.Module):
             out[:, i] = tokens
             logits, state = step(tokens, state)
         return out.tolist()
+
+    def _generate_batch(self, batch, prime_ids, length, temperature, top_k, top_p, generator, uniforms):
+        """`generate_many` through a `BatchLSTM` holding ``num_samples`` copies of the primed
+        state; ``uniforms`` ``(length, num_samples)`` for plain sampling, else None."""
+        logits, state = self.prime(prime_ids)
+        n = batch.capacity
+        for _ in range(n):
+            batch.add(state)
+        batch.logits[:] = logits.numpy()
+        out = np.empty((length, n), np.int32)
+        plain, temperatures = np.ones(n, bool), np.full(n, float(temperature))
+        for i in range(length):
+            if uniforms is not None:
+                batch.sample_plain(plain, uniforms[i].numpy(), temperatures, out[i])
+            else:
+                out[i] = sample_next(torch.from_numpy(batch.logits), temperature, top_k, top_p,
+                                     generator=generator).numpy()
+            batch.step(out[i])
+        return out.T.tolist()
+
+    def batch_stepper(self, capacity: int, kernel: str = "auto") -> "BatchLSTM | None":
+        """A `rnnkit.lm.batchgen.BatchLSTM` for up to ``capacity`` streams over a snapshot of the
+        weights, or None where it cannot step this model (not a plain float32 LSTM stack on the
+        CPU) or, with ``kernel="auto"``, where its C step is unavailable."""
+        from .batchgen import BatchLSTM, native_problem
+
+        if fastgen.unsupported(self, "fp32") is not None:
+            return None
+        if kernel == "auto" and native_problem(self.config.layers) is not None:
+            return None
+        return BatchLSTM(self, capacity, kernel=kernel)
 
     def _primed(self, prime_ids, precision: str, engine: str, batch: int | None = None):
         """The prime fed once, and the per-token step to continue with: ``(logits (batch, vocab),

@@ -109,27 +109,7 @@ class FastLSTM:
         if why_not is None:
             order = torch.arange(4 * H)
 
-        def rows(w):  # reordered (an exact copy), float32, C-contiguous for a row-by-row product
-            return w.detach().float().index_select(0, order).numpy()
-
-        def bias(layer):
-            b = layer.bias_ih.detach().double() if layer.bias_ih is not None else torch.zeros(4 * H, dtype=torch.float64)
-            if layer.bias_hh is not None:
-                b = b + layer.bias_hh.detach().double()
-            return b
-
-        first = model.rnns[0]
-        # One row per token: embedding @ W_ih.T + biases, computed in float64 and rounded once.
-        table = model.embed.weight.detach().double() @ first.weight_ih.detach().double().T + bias(first)
-        self.table = rows(table.T).T.copy()  # (vocab, 4H)
-        weights = [rows(first.weight_hh)] + [
-            rows(torch.cat([layer.weight_ih, layer.weight_hh], 1)) for layer in model.rnns[1:]]
-        self.biases = [None] + [rows(bias(layer)[:, None])[:, 0].copy() for layer in model.rnns[1:]]
-        head_w = model.head.weight.detach().float().numpy().copy()
-        self.head_b = model.head.bias.detach().float().numpy().copy()
-        # No logit exceeds this: every |h| <= 1 (h = sigmoid * tanh), so |W h + b| <= |W|_1 + |b| per row.
-        self.logit_bound = float((model.head.weight.detach().double().abs().sum(1)
-                                  + model.head.bias.detach().double().abs()).max())
+        self.table, weights, self.biases, head_w, self.head_b, self.logit_bound = folded_weights(model, order)
         product = _PRODUCTS[precision]
         self.products = [product(w, batch) for w in weights]
         self.head_product = product(head_w, batch)
@@ -229,6 +209,37 @@ def sample_stream(fast: FastLSTM, logits: np.ndarray, uniforms: np.ndarray, temp
         token = min(int(cdf.searchsorted(u * cdf[-1])), last)
         yield token
         logits = fast.step(token)
+
+
+def folded_weights(model, order: torch.Tensor | None = None) -> tuple:
+    """A `CharLM` LSTM's weights as the fast steps read them, float32 numpy arrays with the gate
+    rows in ``order`` (default PyTorch's, i, f, g, o): ``(table (vocab, 4H), weights, biases,
+    head_w (V, H), head_b (V,), logit_bound)``, where ``table`` is ``embedding @ W_ih0.T`` plus
+    layer 0's biases (float64, rounded once), ``weights[0]`` layer 0's ``W_hh`` ``(4H, H)``,
+    ``weights[l]`` ``[W_ih | W_hh]`` ``(4H, 2H)`` with ``biases[l]`` ``(4H,)`` (``biases[0]`` None),
+    and ``logit_bound`` a bound on every logit: each ``|h| <= 1``, so ``|W h + b| <= |W|_1 + |b|``."""
+    H = model.config.hidden
+    if order is None:
+        order = torch.arange(4 * H)
+
+    def rows(w):  # reordered (an exact copy), float32, C-contiguous for a row-by-row product
+        return w.detach().float().index_select(0, order).numpy()
+
+    def bias(layer):
+        b = layer.bias_ih.detach().double() if layer.bias_ih is not None else torch.zeros(4 * H, dtype=torch.float64)
+        if layer.bias_hh is not None:
+            b = b + layer.bias_hh.detach().double()
+        return b
+
+    first = model.rnns[0]
+    table = model.embed.weight.detach().double() @ first.weight_ih.detach().double().T + bias(first)
+    weights = [rows(first.weight_hh)] + [
+        rows(torch.cat([layer.weight_ih, layer.weight_hh], 1)) for layer in model.rnns[1:]]
+    biases = [None] + [rows(bias(layer)[:, None])[:, 0].copy() for layer in model.rnns[1:]]
+    head = model.head
+    bound = float((head.weight.detach().double().abs().sum(1) + head.bias.detach().double().abs()).max())
+    return (rows(table.T).T.copy(), weights, biases, head.weight.detach().float().numpy().copy(),
+            head.bias.detach().float().numpy().copy(), bound)
 
 
 # ------------------------------------------------------------------ native

@@ -15,6 +15,8 @@ Kernels (C sources next to this file):
 
 * ``lstm_step``: one generation step of a stacked LSTM for one stream, and a sampling loop
   over it (`rnnkit.lm.fastgen`).
+* ``lstm_batch``: one generation step of a stacked LSTM for a batch of streams, each stream's
+  numbers independent of the batch, and plain sampling for each (`rnnkit.lm.batchgen`).
 * ``minrnn_scan``: MinGRU / MinLSTM training over whole sequences, gates and recurrence
   in one pass forward and one backward (`rnnkit.layers.minrnn`).
 * ``dropout``: dropout masks from a counter-based hash, forward and backward
