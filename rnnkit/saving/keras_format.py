@@ -34,6 +34,7 @@ import numpy as np
 
 from ..layers.base import Layer
 from ..layers.registry import layer_class
+from . import untrusted
 from .native import ModelFileError
 
 # Options that exist in Keras configs but change nothing rnnkit computes.
@@ -332,8 +333,10 @@ def _load_keras3(path: Path, compile: bool):
             names = set(zf.namelist())
             if "config.json" not in names or "model.weights.h5" not in names:
                 raise ModelFileError(f"{path}: not a Keras 3 archive (config.json / model.weights.h5 missing)")
-            config = json.loads(zf.read("config.json"))
-            weights_bytes = zf.read("model.weights.h5")
+            read = [0]  # bytes decompressed so far: what the archive limits bound
+            config = untrusted.load_config(untrusted.read_member(zf, "config.json", path, read), path)
+            weights_bytes = untrusted.read_member(zf, "model.weights.h5", path, read)
+            untrusted.check_hdf5_bytes(weights_bytes, path)
     except (zipfile.BadZipFile, OSError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{path}: corrupt or truncated .keras file ({exc})") from None
     model = _build_model(config, legacy=False)
@@ -364,10 +367,11 @@ def _load_h5(path: Path, compile: bool):
     except OSError as exc:
         raise ModelFileError(f"{path}: not a readable HDF5 file ({exc})") from None
     with h5:
+        untrusted.check_hdf5(h5, path)
         raw = h5.attrs.get("model_config")
         if raw is None:
             raise ModelFileError(f"{path}: HDF5 file without a model_config attribute (a weights-only file?)")
-        config = json.loads(raw if isinstance(raw, str) else raw.decode())
+        config = untrusted.load_config(raw, path)
         version = h5.attrs.get("keras_version", b"2")
         version = version.decode() if isinstance(version, bytes) else str(version)
         # Keras 3 writes legacy .h5 files too; only Keras 2's carry Keras 2's definitions.
@@ -443,10 +447,11 @@ def load_keras_file(path: Path, compile: bool = True):
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"{path}: no such model file")
-    if zipfile.is_zipfile(path):
-        return _load_keras3(path, compile)
-    with open(path, "rb") as fh:
-        magic = fh.read(8)
-    if magic == b"\x89HDF\r\n\x1a\n":
-        return _load_h5(path, compile)
+    with untrusted.reading(path):
+        if zipfile.is_zipfile(path):
+            return _load_keras3(path, compile)
+        with open(path, "rb") as fh:
+            magic = fh.read(8)
+        if magic == b"\x89HDF\r\n\x1a\n":
+            return _load_h5(path, compile)
     raise ModelFileError(f"{path}: neither a Keras 3 .keras archive nor an HDF5 .h5 file")

@@ -4,9 +4,10 @@ Layout: tensors ``"<layer name>/<parameter>"`` (the parameters as stored, in PyT
 layout: see ``layers.recurrent`` and ``layers.convolutional``), optimizer tensors ``"optimizer/<index>/<key>"``; the
 safetensors header's metadata holds JSON strings ``rnnkit_format``,
 ``model_config``, ``compile_config`` and ``optimizer_state`` (the non-tensor part), and
-``rnnkit_sha256``: a SHA-256 over the tensor bytes and the other metadata, so a damaged
-file is refused instead of loading wrong numbers (format 3; files of formats 1 and 2 have none).
-Nothing is ever unpickled. Files are written to a temporary name, fsynced and
+``rnnkit_sha256``: a SHA-256 over the tensors (names, dtypes, shapes, bytes) and all the other
+metadata, the format string included, so a damaged file is refused instead of loading wrong
+numbers. Files of formats 1 and 2 have none and are read only with ``RNNKIT_ALLOW_UNCHECKED=1``
+(see ``untrusted``, which also bounds what a file may declare). Nothing is ever unpickled. Files are written to a temporary name, fsynced and
 renamed into place, so a crash mid-save leaves the previous file intact.
 """
 from __future__ import annotations
@@ -22,11 +23,13 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..utils import atomic_write_bytes
+from . import untrusted
+from .untrusted import ModelFileError
 
 FORMAT = "rnnkit-model/3"
 # Format 1 stored Conv1D kernels in Keras's (kernel_size, channels, filters) layout; format 2
 # stores them as conv1d reads them; format 3 adds the digest (rnnkit_sha256). Files of formats
-# 1 and 2 still load (format 1 through _upgrade_format_1), unchecked.
+# 1 and 2 still load (format 1 through _upgrade_format_1), unchecked, when the user opts in.
 FORMAT_1, FORMAT_2 = "rnnkit-model/1", "rnnkit-model/2"
 READABLE = (FORMAT, FORMAT_2, FORMAT_1)
 
@@ -45,10 +48,6 @@ def _digest(tensors: dict[str, torch.Tensor], metadata: dict) -> str:
 def _to_bytes(tensors: dict, metadata: dict) -> bytes:
     """A safetensors file whose metadata carries `_digest` of its own contents."""
     return st_save(tensors, metadata={**metadata, "rnnkit_sha256": _digest(tensors, metadata)})
-
-
-class ModelFileError(ValueError):
-    """A model file is missing, corrupt, truncated or not an rnnkit/Keras model."""
 
 
 def _model_tensors(model) -> dict[str, torch.Tensor]:
@@ -134,30 +133,60 @@ def save_model(model, filepath, include_optimizer: bool = True, overwrite: bool 
     atomic_write_bytes(path, _to_bytes(tensors, metadata))
 
 
+_MAX_HEADER = 100 * 2**20  # safetensors' own limit on the JSON header
+
+
 def _read_safetensors(path, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and header metadata of a safetensors file; every failure is one ModelFileError."""
+    """Tensors and header metadata of a safetensors file; every failure is one ModelFileError.
+
+    The header is read and checked first (the weights it declares against the parameters limit,
+    the config's size), the whole file only then; a file carrying a digest is checked against it
+    whatever format it claims, one without is read only at an old format and with the opt-in."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"{path}: no such {what}")
     if path.is_dir():
         raise ModelFileError(f"{path} is a folder, not a {what}")
-    data = path.read_bytes()
-    if len(data) < 8:
-        raise ModelFileError(f"{path}: file is truncated ({len(data)} bytes); not an rnnkit {what}")
-    header_len = int.from_bytes(data[:8], "little")
-    if header_len <= 0 or 8 + header_len > len(data):
-        raise ModelFileError(f"{path}: not an rnnkit {what} (bad or truncated safetensors header)")
+    with open(path, "rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size < 8:
+            raise ModelFileError(f"{path}: file is truncated ({size} bytes); not an rnnkit {what}")
+        header_len = int.from_bytes(fh.read(8), "little")
+        if header_len <= 0 or header_len > _MAX_HEADER or 8 + header_len > size:
+            raise ModelFileError(f"{path}: not an rnnkit {what} (bad or truncated safetensors header)")
+        head = fh.read(header_len)
+        try:
+            header = json.loads(head)
+            if not isinstance(header, dict):
+                raise ValueError("the header is not a JSON object")
+            metadata = header.get("__metadata__") or {}
+            if not isinstance(metadata, dict):
+                raise ValueError("__metadata__ is not a JSON object")
+            shapes = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+        except (ValueError, UnicodeDecodeError, TypeError, KeyError, AttributeError) as exc:
+            raise ModelFileError(f"{path}: corrupt or truncated {what} ({untrusted.one_line(exc)})") from None
+        untrusted.check_declared_tensors(path, shapes, {k for k in shapes if not k.startswith("optimizer/")})
+        untrusted.check_config_bytes(path, len(str(metadata.get("model_config", ""))))
+        fh.seek(0)
+        data = fh.read()
     try:
-        header = json.loads(data[8 : 8 + header_len])
         tensors = st_load(data)
     except (SafetensorError, ValueError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{path}: corrupt or truncated {what} ({exc})") from None
-    metadata = header.get("__metadata__") or {}
-    if not str(metadata.get("rnnkit_format", "")).startswith(FORMAT):
-        return tensors, metadata  # formats 1 and 2 had no digest; a foreign file is refused by the caller
+    del data
+    fmt = str(metadata.get("rnnkit_format", ""))
     digest = metadata.get("rnnkit_sha256")
-    if digest is None or digest != _digest(tensors, metadata):
-        raise ModelFileError(f"{path}: corrupt {what} (its contents do not match the checksum written with it)")
+    if digest is not None:
+        if digest != _digest(tensors, metadata):
+            raise ModelFileError(f"{path}: corrupt {what} (its contents do not match the checksum written with it)")
+    elif fmt.startswith(FORMAT):
+        raise ModelFileError(f"{path}: corrupt {what} (format {FORMAT} without its checksum)")
+    elif fmt.startswith((FORMAT_1, FORMAT_2)) and not untrusted.allow_unchecked():
+        raise ModelFileError(
+            f"{path}: {what} of format {fmt!r} carries no checksum, so damage or tampering cannot be "
+            f"detected; set {untrusted.ALLOW_UNCHECKED_ENV}=1 to load it if you trust where it came from"
+        )
+    untrusted.grant(sum(t.numel() * t.element_size() for t in tensors.values()))
     return tensors, metadata
 
 
@@ -199,9 +228,10 @@ def load_native(path, compile: bool = True, custom_objects=None):
     tensors, metadata = read_file(path)
     try:
         spec = json.loads(metadata["model_config"])
+        untrusted.check_config(path, spec)
         model = deserialize_layer(spec, custom_objects=custom_objects)
-    except (KeyError, json.JSONDecodeError, TypeError, AttributeError) as exc:
-        raise ModelFileError(f"{path}: model config is unreadable ({exc!r})") from None
+    except (KeyError, json.JSONDecodeError, TypeError, AttributeError, RecursionError) as exc:
+        raise ModelFileError(untrusted.one_line(f"{path}: model config is unreadable ({exc!r})")) from None
     if metadata["rnnkit_format"] == FORMAT_1:
         tensors = _upgrade_format_1(model, tensors)
     _load_tensors(model, {k: v for k, v in tensors.items() if not k.startswith("optimizer/")}, path)
@@ -244,6 +274,13 @@ def save_weights(model, filepath) -> None:
 
 
 def load_weights(model, filepath) -> None:
+    """Load a weights file (``save_weights``, or a whole model file) into ``model``; every failure is
+    one ModelFileError (see ``untrusted``)."""
+    with untrusted.reading(filepath, "weights file"):
+        _load_weights(model, filepath)
+
+
+def _load_weights(model, filepath) -> None:
     tensors, metadata = _read_safetensors(filepath, "weights file")
     fmt = metadata.get("rnnkit_format")
     if fmt not in READABLE + tuple(f + "+weights" for f in READABLE):
@@ -266,12 +303,16 @@ def load_model(filepath, compile: bool = True, custom_objects=None):
         compile: restore the loss, metrics and optimizer (with its state) when saved.
         custom_objects: ``{name: class}`` for custom layers (and initializers ...) the file names,
             besides those registered with ``keras.saving.register_keras_serializable``.
+
+    Every failure to read the file is one ``ModelFileError``; what a file may declare is bounded
+    as ``rnnkit.saving.untrusted`` says (limits raised with ``RNNKIT_MAX_*`` variables).
     """
     from .objects import custom_object_scope
 
     # Names in the file resolve to rnnkit's classes, registered ones, and these (never to code in the file).
-    with custom_object_scope(custom_objects):
-        return _load_model(Path(os.fspath(filepath)), compile)
+    path = Path(os.fspath(filepath))
+    with custom_object_scope(custom_objects), untrusted.reading(path):
+        return _load_model(path, compile)
 
 
 def _load_model(path: Path, compile: bool):

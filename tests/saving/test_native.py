@@ -137,9 +137,13 @@ def test_save_and_load_weights_only(tmp_path):
 FORMAT_1 = Path(__file__).parents[1] / "fixtures" / "native" / "conv_format1.safetensors"
 
 
-def test_format_1_files_still_load_with_their_optimizer_state():
+def test_format_1_files_still_load_with_their_optimizer_state(monkeypatch):
     # Format 1 kept Conv1D kernels in Keras's layout; the fixture was written by rnnkit at
     # that format (tests/fixtures/native/make_format1.py), with what it predicted and trained.
+    # It has no checksum, so it loads only when the user opts in.
+    with pytest.raises(ModelFileError, match="carries no checksum.*RNNKIT_ALLOW_UNCHECKED=1"):
+        rnnkit.load_model(FORMAT_1)
+    monkeypatch.setenv("RNNKIT_ALLOW_UNCHECKED", "1")
     expected = json.loads(FORMAT_1.with_suffix(".json").read_text())
     model = rnnkit.load_model(FORMAT_1)
     x, y = np.array(expected["x"]), np.array(expected["y"])
@@ -148,7 +152,8 @@ def test_format_1_files_still_load_with_their_optimizer_state():
     np.testing.assert_allclose(losses, expected["next_losses"], rtol=1e-5)
 
 
-def test_format_1_weights_load_into_a_model(tmp_path):
+def test_format_1_weights_load_into_a_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("RNNKIT_ALLOW_UNCHECKED", "1")
     expected = json.loads(FORMAT_1.with_suffix(".json").read_text())
     source = rnnkit.load_model(FORMAT_1, compile=False)
     fresh = rnnkit.Sequential.from_config(source.get_config())
@@ -199,8 +204,9 @@ def test_flipped_bytes_are_caught_by_the_checksum(tmp_path):
     assert header_end < len(data)
 
 
-def test_format_2_files_without_a_checksum_still_load(tmp_path):
-    # Format 2 (conv layout, no digest) was written for a while; such files load unchecked.
+def test_format_2_files_without_a_checksum_load_only_when_asked(tmp_path, monkeypatch):
+    # Format 2 (conv layout, no digest) was written for a while; such files load unchecked, and only
+    # with the opt-in: otherwise rewriting a format-3 file as format 2 would skip its checksum.
     from safetensors.torch import load, save
 
     model = rnnkit.Sequential([Embedding(20, 4, input_shape=(6,)), Conv1D(3, 2), Flatten(), Dense(2)])
@@ -210,6 +216,9 @@ def test_format_2_files_without_a_checksum_still_load(tmp_path):
     old = {k: v for k, v in header.items() if k != "rnnkit_sha256"} | {"rnnkit_format": "rnnkit-model/2"}
     (tmp_path / "m2.safetensors").write_bytes(save(load(data), metadata=old))
     x = np.random.default_rng(0).integers(0, 20, (3, 6))
+    with pytest.raises(ModelFileError, match="format 'rnnkit-model/2' carries no checksum"):
+        rnnkit.load_model(tmp_path / "m2.safetensors")
+    monkeypatch.setenv("RNNKIT_ALLOW_UNCHECKED", "1")
     np.testing.assert_allclose(rnnkit.load_model(tmp_path / "m2.safetensors").predict(x), model.predict(x), rtol=1e-6)
 
 
