@@ -19,13 +19,9 @@ def summary_writer(log_dir: str | os.PathLike, purge_step: int | None = None, op
     """A ``SummaryWriter`` on ``log_dir`` (created). ``purge_step``: a resumed run's first new
     step; TensorBoard hides the events a stopped run wrote from there on. ValueError (one line)
     when the tensorboard package is missing or ``log_dir`` cannot be a folder."""
-    from ..utils import check_folder_path
+    check_log_dir(log_dir, option)
+    from torch.utils.tensorboard import SummaryWriter
 
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        raise ValueError("TensorBoard logs need the tensorboard package: pip install 'rnnkit[tensorboard]'") from None
-    check_folder_path(log_dir, option)
     try:
         return SummaryWriter(os.fspath(log_dir), purge_step=purge_step)
     except OSError as exc:
@@ -46,19 +42,49 @@ class ScalarLog:
 
     ``write(step, {"train_loss": 1.2, "lr": 3e-3})`` adds each number under its key as the tag
     (the keys of the engine's metrics file, so TensorBoard and that file name things alike).
+    Made before training (a missing package or a bad folder is said at once); the event file
+    is opened by `open`, which a resumed run calls with its step.
     """
 
-    def __init__(self, log_dir: str | os.PathLike, resumed_at: int | None = None, option: str = "--tensorboard"):
-        self.log_dir = Path(log_dir)
-        self.writer = summary_writer(log_dir, None if resumed_at is None else resumed_at + 1, option)
+    def __init__(self, log_dir: str | os.PathLike, option: str = "--tensorboard"):
+        check_log_dir(log_dir, option)
+        self.log_dir, self.option, self.writer = Path(log_dir), option, None
+
+    def open(self, resumed_at: int | None = None) -> None:
+        """Start the event file; ``resumed_at``: the step a resumed run continues from (the
+        events a stopped run wrote after it are hidden, as metrics files drop those lines)."""
+        self.writer = summary_writer(self.log_dir, None if resumed_at is None else resumed_at + 1, self.option)
 
     def write(self, step: int, values: dict) -> None:
+        if self.writer is None:
+            self.open()
         for tag, value in _scalars(values).items():
             self.writer.add_scalar(tag, value, step)
         self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+def check_log_dir(log_dir: str | os.PathLike, option: str = "--tensorboard") -> None:
+    """ValueError (one line) unless event files can go to ``log_dir``: the tensorboard package
+    is installed and no file stands where the folder would be."""
+    from ..utils import file_in_the_way
+
+    _require_tensorboard()
+    blocker = file_in_the_way(Path(log_dir))
+    if blocker is not None:
+        where = "is a file" if blocker == Path(log_dir) else f"lies under {blocker}, which is a file"
+        raise ValueError(f"{option} {log_dir} {where}; expected a folder for the event files")
+
+
+def _require_tensorboard() -> None:
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise ValueError("TensorBoard logs need the tensorboard package: pip install 'rnnkit[tensorboard]'") from None
 
 
 class TensorBoard(Callback):
@@ -101,10 +127,7 @@ class TensorBoard(Callback):
         for name, value in (("write_graph", write_graph), ("write_steps_per_second", write_steps_per_second)):
             if not isinstance(value, bool):
                 raise ValueError(f"TensorBoard: {name} must be True or False, got {value!r}")
-        try:  # missing, it is said at once, not when fit starts
-            import tensorboard  # noqa: F401
-        except ImportError:
-            raise ValueError("TensorBoard logs need the tensorboard package: pip install 'rnnkit[tensorboard]'") from None
+        _require_tensorboard()  # missing, it is said at once, not when fit starts
         self.log_dir = os.fspath(log_dir)
         self.write_graph, self.write_steps_per_second = write_graph, write_steps_per_second
         self.update_freq = update_freq

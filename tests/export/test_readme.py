@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from rnnkit.cli.main import main
+from tests.tiny_runs import STREAM, corpus_text
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -18,8 +19,6 @@ def snippet() -> str:
 
 
 def test_readme_snippet_generates_from_the_exported_file(tmp_path):
-    from tests.export.test_runs import STREAM, corpus_text
-
     code = snippet()
     assert "import rnnkit" not in code and "torch" not in code
     corpus = tmp_path / "corpus.txt"

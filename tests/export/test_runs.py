@@ -1,8 +1,5 @@
 """``rnnkit export RUN --format onnx OUT`` for each kind of run rnnkit makes: the file's graph
 equals the run's model as rnnkit loads it, and bad input is one line with exit status 2."""
-import json
-import random
-
 import numpy as np
 import onnxruntime as ort
 import pytest
@@ -10,15 +7,7 @@ import torch
 
 from rnnkit.cli.main import main
 from rnnkit.export import read_metadata
-
-STREAM = ["--hidden", "24", "--embedding", "8", "--batch-size", "4", "--seq-len", "16", "--log-every", "5",
-          "--eval-every", "5", "--progress", "none"]
-
-
-def corpus_text() -> str:
-    rng = random.Random(0)
-    words = ["the", "king", "and", "queen", "of", "a", "fair", "land", "said", "to", "thee", "my", "lord"]
-    return "\n".join("ROMEO: " + " ".join(rng.choice(words) for _ in range(9)) for _ in range(200))
+from tests.tiny_runs import STREAM, corpus_text
 
 
 @pytest.fixture(scope="module")
