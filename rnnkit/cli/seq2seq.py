@@ -57,6 +57,8 @@ def register(sub) -> None:
                        help="continue the run in --out from its last epoch: options not given take the run's "
                             "values, and a different one is refused (--epochs/--minutes count from the run's start)")
     t.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines are still printed)")
+    t.add_argument("--tensorboard", metavar="DIR", help="also write TensorBoard event files to DIR: each epoch's loss, "
+                   "accuracy, validation scores, learning rate and samples/s (needs pip install 'rnnkit[tensorboard]')")
     t.set_defaults(func=run_train)
 
     r = cmds.add_parser("translate", help="translate TEXT, or each line of stdin")
@@ -122,6 +124,10 @@ def run_train(args) -> int:
 
     out = Path(args.out)
     check_folder_path(out)
+    if args.tensorboard is not None:  # before anything in --out is replaced
+        from ..training.tensorboard import check_log_dir
+
+        check_log_dir(args.tensorboard)
     RunFolder(out).refuse_foreign()
     kind = describe_run(out)
     if kind is not None and kind != "a seq2seq run":
@@ -156,7 +162,8 @@ def run_train(args) -> int:
           f"Tx={data.tx}, Ty={data.ty}", flush=True)
     try:
         model, record = train_run(out, data, model_kwargs, cfg, progress=not args.no_progress and sys.stderr.isatty(),
-                                  extra={"preset": preset_name}, resume=args.resume, replace=args.overwrite)
+                                  extra={"preset": preset_name}, resume=args.resume, replace=args.overwrite,
+                                  tensorboard=args.tensorboard)
     except (ValueError, FileNotFoundError) as exc:
         if not args.resume:
             raise

@@ -62,7 +62,9 @@ def fused_run(
         (the next step's, for the backward half); final states as ``hx``.
     """
     train = torch.is_grad_enabled()
-    if mask is not None and bool(mask.all()):
+    # An ONNX trace keeps one branch of each Python decision: it must not depend on the example's mask.
+    exporting = torch.onnx.is_in_onnx_export()
+    if mask is not None and not exporting and bool(mask.all()):
         mask = None
     if mode == "gru" and _gru_cpu.eligible(x, hx, weights):
         out, h_n = _gru_cpu.gru_train(x, None if mask is None else mask.bool(), hx[0], weights, has_biases, bidirectional)
@@ -74,8 +76,12 @@ def fused_run(
     batch, time, feat = x.shape
     mask = mask.bool()
     lengths = mask.sum(1)
-    # Stable sort moves each row's unmasked steps to the front, keeping their order.
-    order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
+    # A stable sort moves each row's unmasked steps to the front, keeping their order. ONNX has no
+    # stable sort; there the keys are made distinct (ties broken by time), so any sort keeps the order.
+    if exporting:
+        order = torch.argsort((~mask).long() * time + torch.arange(time, device=x.device), dim=1)
+    else:
+        order = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
     compact = torch.gather(x, 1, order.unsqueeze(-1).expand(-1, -1, feat))
     safe_lengths = lengths.clamp(min=1)  # packing needs >= 1; empty rows are fixed below
     packed = pack_padded_sequence(compact, safe_lengths.cpu(), batch_first=True, enforce_sorted=False)
@@ -88,7 +94,7 @@ def fused_run(
     )
     states = [s.index_select(1, packed.unsorted_indices) for s in states]
     empty = lengths == 0
-    if bool(empty.any()):
+    if exporting or bool(empty.any()):
         states = [torch.where(empty[None, :, None], h0, s) for s, h0 in zip(states, hx)]
 
     units = out_c.shape[-1] // (2 if bidirectional else 1)

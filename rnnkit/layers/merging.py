@@ -269,7 +269,7 @@ class Concatenate(_Merge):
         for shape in input_shape:
             if not -len(shape) <= self.axis < len(shape):
                 raise ValueError(f"{_name(self)}: axis {self.axis} is out of range for input shape {tuple(shape)}")
-            rest = list(shape)
+            rest = [None if d is None else int(d) for d in shape]  # int: a traced size is a tensor
             del rest[self.axis]
             reduced.add(tuple(rest))
         ranks = {len(s) for s in reduced}

@@ -97,6 +97,9 @@ def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) ->
     parser.add_argument("--sample", type=non_negative_int, default=0, metavar="N",
                         help="print N generated tokens from the best checkpoint at the end (default 0)")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    parser.add_argument("--tensorboard", metavar="DIR", help="also write TensorBoard event files to DIR: the figures "
+                        "of metrics.jsonl (losses, bpc or perplexity, tokens/s) and the learning rate, by step "
+                        "(needs pip install 'rnnkit[tensorboard]')")
     parser.add_argument("--json", metavar="PATH", help="also write the run's summary as JSON to PATH (run, "
                         "step, epoch (passes over the text completed), elapsed_s, val_loss, best_val_loss, val_perplexity, "
                         "val_bpc at the char "
@@ -119,7 +122,8 @@ def train_from_args(args) -> int:
     _set_threads(args)
     progress = "none" if getattr(args, "quiet", False) else args.progress
     summary = train(args.out, resume=args.resume or False, progress=progress,
-                    overwrite=getattr(args, "overwrite", False), **train_options(args))
+                    overwrite=getattr(args, "overwrite", False), tensorboard=getattr(args, "tensorboard", None),
+                    **train_options(args))
     if getattr(args, "json", None) and distributed.launched_rank() == 0:
         write_summary_json(args.json, summary)
     if getattr(args, "sample", 0) and distributed.launched_rank() == 0:

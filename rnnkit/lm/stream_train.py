@@ -367,6 +367,7 @@ def train(
     progress: str = "auto",
     on_log: Callable[[dict], object] | None = None,
     overwrite: bool = False,
+    tensorboard: str | os.PathLike | None = None,
     **options,
 ) -> dict:
     """Train (or resume) a streaming LM in the run folder ``out``.
@@ -380,6 +381,8 @@ def train(
         progress: ``"bar"`` (tqdm), ``"lines"``, ``"none"`` or ``"auto"`` (bar on a terminal).
         on_log: called with every ``metrics.jsonl`` record (on rank 0 only when data-parallel);
             a truthy return value stops the run after that step, with a checkpoint, as Ctrl-C does.
+        tensorboard: a folder for TensorBoard event files (rank 0's): every ``metrics.jsonl``
+            record's figures under their keys as tags, and ``lr``, at the record's step.
         **options: `CharLMConfig` and `TrainConfig` fields, and ``preset``.
 
     Data-parallel: launched by ``torchrun --nproc_per_node=N`` (or ``--nnodes``), every
@@ -406,14 +409,21 @@ def train(
         raise ValueError("overwrite and resume exclude each other: resume continues the run in out, "
                          "overwrite replaces it")
     joined = _join(out, resume, options)
+    board = None
     try:
-        return _train(out, resume, progress, on_log, options, overwrite)
+        if tensorboard is not None and distributed.rank() == 0:
+            from ..training.tensorboard import ScalarLog
+
+            board = ScalarLog(tensorboard)
+        return _train(out, resume, progress, on_log, options, overwrite, board)
     finally:
+        if board is not None:
+            board.close()
         if joined:  # leave the process group this call joined, so that processes exit cleanly
             distributed.shutdown()
 
 
-def _train(out: Path, resume, progress: str, on_log, options: dict, overwrite: bool = False) -> dict:
+def _train(out: Path, resume, progress: str, on_log, options: dict, overwrite: bool = False, board=None) -> dict:
     """`train`'s run, in a process group already joined when data-parallel."""
     keep_freed_memory()  # steps reuse freed activations instead of faulting in fresh pages
     world, rank = distributed.world_size(), distributed.rank()
@@ -495,6 +505,8 @@ def _train(out: Path, resume, progress: str, on_log, options: dict, overwrite: b
             "val_tokens": len(val_ids), "world_size": world})
 
     distributed.on_main(prepare_folder)
+    if board is not None:
+        board.open(step if saved else None)
 
     def elapsed() -> float:
         return elapsed_before + time.perf_counter() - t_start
@@ -563,6 +575,8 @@ def _train(out: Path, resume, progress: str, on_log, options: dict, overwrite: b
         if not main:
             return False
         _append_metrics(out / "metrics.jsonl", record)
+        if board is not None:
+            board.write(step, {**{k: v for k, v in record.items() if k != "step"}, "lr": lr})
         log.update(record, step, elapsed(), lr)
         return bool(on_log is not None and on_log(record))
 
@@ -653,6 +667,8 @@ def _train(out: Path, resume, progress: str, on_log, options: dict, overwrite: b
             elif step:
                 record = _record(step, 0, window, last_val, config.level)
                 distributed.on_main(lambda: _amend_last_metrics(out / "metrics.jsonl", step, record))
+                if board is not None:
+                    board.write(step, {k: v for k, v in record.items() if k.startswith("val_")})
             checkpoint()
     summary = {"run": str(out), "step": step, "epoch": epoch, "elapsed_s": elapsed(), "val_loss": last_val,
                "best_val_loss": best_val, "stopped": stopped, "level": config.level}

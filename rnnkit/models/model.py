@@ -264,6 +264,15 @@ class Model(Trainer, Layer):
 
         save_model(self, filepath, include_optimizer=include_optimizer, overwrite=overwrite)
 
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs) -> None:
+        """Export the model for inference, as Keras 3's ``Model.export``: ``format="onnx"`` (the one
+        format rnnkit writes; Keras's default ``"tf_saved_model"`` and its other formats are refused),
+        ``input_signature`` (one spec per input; None axes dynamic), ``opset_version`` (default 17).
+        See `rnnkit.export.keras_model`."""
+        from ..export.keras_model import export_keras_model
+
+        export_keras_model(self, filepath, format, verbose, input_signature, **kwargs)
+
     def save_weights(self, filepath) -> None:
         from ..saving.native import save_weights
 

@@ -138,6 +138,9 @@ class Seq2Seq(nn.Module):
 
     def step(self, inputs: torch.Tensor, state: list[torch.Tensor]) -> list[torch.Tensor]:
         """One decoder step with the decoder layer's own weights; ``state[0]`` is ``s_t``."""
+        if torch.onnx.is_in_onnx_export():
+            # lstm_cell/gru_cell have no ONNX form for a dynamic batch; the layer's step is the same recurrence
+            return self.decoder.step(F.linear(inputs, self.decoder.weight_ih, self.decoder.bias_ih), state, None)[1]
         w = self.decoder.flat_weights() + [None] * (0 if self.decoder.use_bias else 2)
         if self.config.cell == "lstm":
             return list(torch.lstm_cell(inputs, (state[0], state[1]), *w))

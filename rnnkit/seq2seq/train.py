@@ -92,19 +92,30 @@ def _fmt_time(seconds: float) -> str:
 
 
 def train(model: Seq2Seq, data: TaskData, cfg: TrainConfig, run_dir: str | Path | None = None,
-          task_spec: dict | None = None, progress: bool = True, out=None, resume: tuple[dict, dict] | None = None) -> dict:
+          task_spec: dict | None = None, progress: bool = True, out=None, resume: tuple[dict, dict] | None = None,
+          tensorboard: str | Path | None = None) -> dict:
     """Train ``model`` on ``data``; returns the training record (also saved in the checkpoint).
 
     ``resume``: a trainer state from `checkpoint.load_trainer`, with ``model`` holding the
-    same checkpoint's weights; training goes on from the end of its last epoch."""
+    same checkpoint's weights; training goes on from the end of its last epoch.
+    ``tensorboard``: a folder for TensorBoard event files: each epoch's entry of the record's
+    ``history`` under its keys as tags (loss, accuracy, val_*, seconds), with ``lr`` (the
+    epoch's last learning rate) and ``samples_per_s``, at step = the epoch (from 1)."""
     keep_freed_memory()  # steps reuse freed activations instead of faulting in fresh pages
+    board = None
+    if tensorboard is not None:
+        from ..training.tensorboard import ScalarLog
+
+        board = ScalarLog(tensorboard)
     old_threads = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     try:
-        return _train(model, data, cfg, run_dir, task_spec or data.spec, progress, out or sys.stdout, resume)
+        return _train(model, data, cfg, run_dir, task_spec or data.spec, progress, out or sys.stdout, resume, board)
     finally:
         torch.set_num_threads(old_threads)
+        if board is not None:
+            board.close()
 
 
 def _trainer_state(opt, rng, step, epoch, run_loss, run_acc, record) -> tuple[dict, dict]:
@@ -115,7 +126,7 @@ def _trainer_state(opt, rng, step, epoch, run_loss, run_acc, record) -> tuple[di
     return {**opt_tensors, "torch_rng": torch.get_rng_state()}, meta
 
 
-def _train(model, data, cfg, run_dir, task_spec, progress, out, resume=None):
+def _train(model, data, cfg, run_dir, task_spec, progress, out, resume=None, board=None):
     inp, outv = data.input_vocab, data.output_vocab
     x = torch.from_numpy(inp.encode([s for s, _ in data.train], data.tx, "training source"))
     y = torch.from_numpy(outv.encode([t for _, t in data.train], data.ty, "training target"))
@@ -142,6 +153,8 @@ def _train(model, data, cfg, run_dir, task_spec, progress, out, resume=None):
         rng.bit_generator.state = meta["rng"]
         record = {**meta["record"], "train_config": asdict(cfg)}  # the budget may have grown
         step, epoch, run_loss, run_acc = meta["step"], meta["epoch"], meta["run_loss"], meta["run_acc"]
+    if board is not None:
+        board.open(epoch if resume is not None else None)
     start = time.perf_counter() - record["seconds"]
     done = cfg.epochs is not None and epoch >= cfg.epochs
     saved = False
@@ -189,6 +202,9 @@ def _train(model, data, cfg, run_dir, task_spec, progress, out, resume=None):
         record.update(epochs=epoch, steps=step, seconds=round(elapsed, 2), val=val)
         record["history"].append({"epoch": epoch, "loss": round(run_loss, 5), "accuracy": round(run_acc, 5),
                                   "seconds": round(elapsed, 2), **{f"val_{k}": v for k, v in val.items()}})
+        if board is not None:
+            board.write(epoch, {**{k: v for k, v in record["history"][-1].items() if k != "epoch"}, "lr": lr,
+                                "samples_per_s": record["samples"] / elapsed})
         left = budget_s - elapsed if budget_s else (total_steps - step) * elapsed / max(step, 1)
         line = (f"epoch {epoch}: loss {run_loss:.4f} acc {run_acc:.2%}"
                 + (f" | val exact {val['exact_match']:.2%} char {val['char_accuracy']:.2%}" if val else "")
@@ -217,13 +233,13 @@ def build_model(data: TaskData, seed: int = 0, **model_kwargs) -> Seq2Seq:
 
 def train_run(run_dir: str | Path, data: TaskData, model_kwargs: dict, cfg: TrainConfig, progress: bool = True,
               out=None, extra: dict | None = None, resume: bool = False,
-              replace: bool = False) -> tuple[Seq2Seq, dict]:
+              replace: bool = False, tensorboard: str | Path | None = None) -> tuple[Seq2Seq, dict]:
     """Build a model for ``data``, write the held-out pairs, train, and leave a checkpoint in ``run_dir``.
 
     ``resume=True`` continues the run saved in ``run_dir`` instead; its model, task and
     training settings must be the ones given here (the budget may differ), else ValueError
     naming what differs. ``replace=True`` removes a run already in ``run_dir`` (of any
-    rnnkit engine) once the model is built, before anything is written."""
+    rnnkit engine) once the model is built, before anything is written. ``tensorboard``: as `train`."""
     from ..lm.run import remove_run_files
 
     model = build_model(data, seed=cfg.seed, **model_kwargs)
@@ -232,7 +248,7 @@ def train_run(run_dir: str | Path, data: TaskData, model_kwargs: dict, cfg: Trai
         remove_run_files(run_dir)
     if not resume:
         checkpoint.write_heldout(run_dir, data.test)
-        return model, train(model, data, cfg, run_dir, spec, progress, out)
+        return model, train(model, data, cfg, run_dir, spec, progress, out, tensorboard=tensorboard)
     config = checkpoint.read_config(run_dir)
     settings = {k: v for k, v in asdict(cfg).items() if k not in ("epochs", "minutes", "threads")}
     saved_settings = {k: v for k, v in config["training"]["train_config"].items() if k in settings}
@@ -245,4 +261,4 @@ def train_run(run_dir: str | Path, data: TaskData, model_kwargs: dict, cfg: Trai
         raise ValueError(f"cannot resume {run_dir}: it was trained with other settings ({'; '.join(differences)})")
     trainer = checkpoint.load_trainer(run_dir, config)
     model, _, _, _ = checkpoint.load(run_dir)
-    return model, train(model, data, cfg, run_dir, spec, progress, out, resume=trainer)
+    return model, train(model, data, cfg, run_dir, spec, progress, out, resume=trainer, tensorboard=tensorboard)
