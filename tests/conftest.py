@@ -15,6 +15,11 @@ FIXTURES = REPO / "tests" / "fixtures"
 torch.set_num_threads(1)
 # ... and the same for the CLI runs and workers the tests start as subprocesses.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# ... and import this checkout's rnnkit, not whichever one pip installed in editable mode
+# (a git worktree shares the venv of the main checkout).
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p
+)
 # rnnkit's C kernels are built into a folder of this session's, not the user's ~/.cache.
 if "RNNKIT_CACHE_DIR" not in os.environ:
     import atexit
