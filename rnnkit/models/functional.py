@@ -359,6 +359,9 @@ class Functional(Model):
         return functional_from_config(config, custom_objects=custom_objects)
 
 
+Model._functional = Functional
+
+
 def _is_ref(v) -> bool:
     return isinstance(v, list) and len(v) == 3 and isinstance(v[0], str) and all(isinstance(i, int) for i in v[1:])
 
