@@ -10,6 +10,7 @@ implicit arrow is not counted, or every package would be a circle with its own m
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent / "rnnkit"
@@ -40,6 +41,7 @@ def _modules() -> dict[str, tuple[Path, bool]]:
     return out
 
 
+@functools.lru_cache(maxsize=1)  # parsed once for the three tests
 def _graph() -> dict[str, dict[str, int]]:
     """``{module: {module it imports: line of the first such import}}`` within rnnkit."""
     modules = _modules()

@@ -562,5 +562,4 @@ def _as_shape(shape):
 # ``call``; a compute_output_shape that is Layer's default describes only rnnkit's own layers.
 Layer.forward.runs_call = True
 Layer.compute_output_shape.is_layer_default = True
-_trusts_output_shape = trusts_output_shape  # the former name
 Layer.build = _marking_built(Layer.build)
