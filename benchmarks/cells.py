@@ -40,7 +40,7 @@ from rnnkit.allocator import keep_freed_memory
 from rnnkit.bench.candidates import TaskShape
 from rnnkit.bench.measure import Trainer, summarize, time_side_by_side
 from rnnkit.bench.runner import make_batches
-from rnnkit.layers import minrnn
+from rnnkit.layers import _minrnn_scan, minrnn
 from rnnkit.utils import atomic_write_text
 
 REPO = Path(__file__).resolve().parent.parent
@@ -79,12 +79,12 @@ class WithoutC:
         self.inner = inner
 
     def run(self, steps: int) -> float:
-        saved = minrnn._native
-        minrnn._native = lambda: None
+        saved = _minrnn_scan._native
+        _minrnn_scan._native = lambda: None
         try:
             return self.inner.run(steps)
         finally:
-            minrnn._native = saved
+            _minrnn_scan._native = saved
 
 
 class Unfused:

@@ -10,10 +10,15 @@ to the order of float additions) and is skipped wherever it could change what a
 user sees or cost more: subclasses and patched ``forward`` methods, hooks on
 either layer, autocast, input dropout, ids other than int32/int64, anything off
 the C path, and tables with more rows than the call has ids.
+
+Every model reaches the fusion here, through `embedded_call` (`Sequential`, functional
+models: an Embedding layer feeding a recurrent layer) or `embedded_run` (`CharLM`: a torch
+``nn.Embedding`` and a carried state); both apply the same guards (`_fusable`).
 """
 from __future__ import annotations
 
 import torch
+from torch import nn
 from torch.nn.modules import module as _module
 
 from .core import Embedding
@@ -38,6 +43,8 @@ def _as_built(module) -> bool:
         return False
     if type(module) in (Embedding, MinGRU, MinLSTM):
         return True
+    if type(module) is nn.Embedding:  # a plain lookup: no renormalisation, no row without gradient
+        return module.max_norm is None and module.padding_idx is None and not module.sparse
     return type(module) is Bidirectional and all(_as_built(m) and type(m) is not Embedding
                                                  for m in (module.forward_layer, module.backward_layer))
 
@@ -48,19 +55,39 @@ def ids_fit(ids: torch.Tensor) -> bool:
     return ids.device.type == "cpu" and ids.dtype in (torch.int32, torch.int64) and not torch.is_autocast_enabled("cpu")
 
 
+def _fusable(embedding, layer, ids: torch.Tensor, table: torch.Tensor, training) -> bool:
+    """The guards: both modules as built, no hooks, ids and table on the C path (`ids_fit`,
+    ``layer.reads_table``: no input dropout due, the table no larger than the call's ids)."""
+    return (_as_built(embedding) and _as_built(layer) and not _hooked(embedding, layer) and ids_fit(ids)
+            and layer.reads_table(ids, table, training))
+
+
 def embedded_call(embedding, layer, ids: torch.Tensor, mask: torch.Tensor | None, training):
-    """``layer(embedding(ids), mask=mask)``, or None where ``layer`` cannot read ``embedding``'s table.
+    """``layer(embedding(ids), mask=mask)`` for an rnnkit `Embedding` and a MinGRU, MinLSTM or
+    `Bidirectional` of one, or None where ``layer`` cannot read ``embedding``'s table.
 
     ``mask`` is the embedding's output mask (``ids != 0`` with ``mask_zero``), or None.
     """
-    if not _as_built(embedding) or not _as_built(layer) or _hooked(embedding, layer):
+    if type(embedding) is not Embedding or not hasattr(layer, "reads_table"):
         return None
     ids = embedding.token_ids(ids)
     table = embedding.embeddings
-    if not ids_fit(ids) or not layer.reads_table(ids, table, training):
+    if not _fusable(embedding, layer, ids, table, training):
         return None
     try:
         return layer.forward_on_table(ids, table, mask)
     except IndexError:  # an id outside the table: the embedding's own one-line error
         embedding._check_ids(ids)
         raise
+
+
+def embedded_run(embedding: nn.Embedding, layer, ids: torch.Tensor, states: list, training):
+    """``layer.run(embedding(ids), None, states, training)`` — outputs ``(batch, time, units)``
+    and final states from the carried ``states`` — read from a torch ``nn.Embedding``'s table, or
+    None where the guards say no (the caller then embeds and runs the layer itself)."""
+    if not hasattr(layer, "run_on_table") or not hasattr(layer, "reads_table"):
+        return None
+    table = embedding.weight
+    if not _fusable(embedding, layer, ids, table, training):
+        return None
+    return layer.run_on_table(ids, table, None, states)

@@ -17,6 +17,12 @@ import numpy as np
 import torch
 from torch import nn
 
+# functional_call holds what happens around every call (masks, training flag, symbolic calls,
+# shape probes); it knows layers only through their methods, so it does not import this module.
+from .functional_call import eager_call, symbolic_call, trusts_output_shape
+from .functional_call import is_probing, shape_probe  # noqa: F401  (the layers read them from here)
+from .symbolic import KerasTensor, any_symbolic, flatten, torch_dtype
+
 Shape = tuple
 
 _NAME_COUNTS: collections.Counter = collections.Counter()
@@ -36,28 +42,6 @@ def unique_name(base: str) -> str:
     return base if n == 0 else f"{base}_{n}"
 
 
-_PROBING = [0]
-
-
-class shape_probe:
-    """Context in which layers are run on stand-in tensors only to learn their output shapes
-    (a functional model built from symbolic tensors): stateful layers keep their state and
-    nothing that a real call would update (moving statistics, carried states) changes."""
-
-    def __enter__(self):
-        _PROBING[0] += 1
-        return self
-
-    def __exit__(self, *exc):
-        _PROBING[0] -= 1
-        return False
-
-
-def is_probing() -> bool:
-    """Whether the current call is a `shape_probe` run."""
-    return _PROBING[0] > 0
-
-
 def clear_session() -> None:
     """Reset the automatic layer and model name counters (``keras.backend.clear_session``)."""
     _NAME_COUNTS.clear()
@@ -70,8 +54,6 @@ def as_tensor(x, device: torch.device | None = None) -> torch.Tensor:
     else:
         a = np.asarray(x)
         if a.dtype == object:
-            from .symbolic import KerasTensor, flatten
-
             if any(isinstance(v, KerasTensor) for v in flatten(list(a.ravel()))):
                 raise TypeError(
                     "got an array of symbolic tensors (keras.Input / a layer called on one): that is the "
@@ -186,7 +168,7 @@ class Layer(nn.Module):
     def _finish_build(self, input_shape) -> None:
         self._build_input_shape = input_shape
         self._output_shape = None
-        if _trusts_output_shape(type(self)):
+        if trusts_output_shape(type(self)):
             try:
                 self._output_shape = self.compute_output_shape(input_shape)
             except NotImplementedError:  # known from the first call instead
@@ -221,11 +203,7 @@ class Layer(nn.Module):
                 raise TypeError(f"layer {self.name!r} ({type(self).__name__}) was called without inputs")
             args = (kwargs.pop("inputs"),)
         inputs, rest = args[0], args[1:]
-        from .symbolic import any_symbolic
-
         if any_symbolic(inputs, rest, kwargs):
-            from .functional_call import symbolic_call
-
             return symbolic_call(self, inputs, rest, kwargs)
         device = self._param_device()
         if isinstance(inputs, (list, tuple)):
@@ -255,8 +233,6 @@ class Layer(nn.Module):
                 kwargs["mask"] = {k: None if m is None else as_tensor(m, first.device).bool() for k, m in mask.items()}
             else:
                 kwargs["mask"] = as_tensor(mask, first.device).bool()
-        from .functional_call import eager_call
-
         return eager_call(self, inputs, rest, kwargs)
 
     def _check_input(self, x: torch.Tensor) -> None:
@@ -414,7 +390,6 @@ class Layer(nn.Module):
                 raise ValueError(f"add_weight: {arg}={value!r} is not supported by rnnkit (only the default "
                                  f"{default!r})")
         from .. import initializers, regularizers
-        from .symbolic import torch_dtype
 
         shape = () if shape is None else tuple(int(d) for d in shape)
         tdtype = torch_dtype(dtype or "float32")
@@ -583,17 +558,8 @@ def _as_shape(shape):
     return tuple(shape)
 
 
-@functools.lru_cache(maxsize=None)
-def _trusts_output_shape(cls) -> bool:
-    """Whether ``cls.compute_output_shape`` describes its outputs: a class (other than Layer)
-    defines it, or it is one of rnnkit's own layers, whose shape-keeping default is right.
-    A user's layer without one has its output shape read from a run instead (as Keras traces)."""
-    for klass in cls.__mro__:
-        if klass is Layer:
-            break
-        if "compute_output_shape" in klass.__dict__:
-            return True
-    return cls.__module__.startswith("rnnkit.") and not cls.__module__.startswith("rnnkit.models")
-
-
+# What functional_call reads without importing Layer: a class whose forward is Layer's runs its
+# ``call``; a compute_output_shape that is Layer's default describes only rnnkit's own layers.
+Layer.forward.runs_call = True
+Layer.compute_output_shape.is_layer_default = True
 Layer.build = _marking_built(Layer.build)

@@ -426,7 +426,7 @@ class RNN(RecurrentBase):
     def _keep_states(self, finals):
         super()._keep_states(self._nest(finals) if self.stateful else finals)
 
-    def _loop(self, x, mask, states, training):
+    def _loop(self, x, mask, states, training, last_only=False):  # every step's output: last_only unused
         if self._call_cell is None:
             return self.cell._loop(x, mask, states, training)
         prev_out, outputs = None, []

@@ -11,18 +11,54 @@
 """
 from __future__ import annotations
 
+import functools
 import inspect
 
 import torch
 from torch import nn
 
-from .base import Layer, _trusts_output_shape, shape_probe
 from .symbolic import (
     KerasTensor, Node, dtype_name, flatten, map_structure, merge_probe_shapes, pack_like, shape_structure, stand_in,
 )
 
 _TRAINING = [None]  # the training flag of the outermost call that gave one
 _DEPTH = [0]  # how many layer calls are running (0: this call is the user's own)
+
+
+_PROBING = [0]
+
+
+class shape_probe:
+    """Context in which layers are run on stand-in tensors only to learn their output shapes
+    (a functional model built from symbolic tensors): stateful layers keep their state and
+    nothing that a real call would update (moving statistics, carried states) changes."""
+
+    def __enter__(self):
+        _PROBING[0] += 1
+        return self
+
+    def __exit__(self, *exc):
+        _PROBING[0] -= 1
+        return False
+
+
+def is_probing() -> bool:
+    """Whether the current call is a `shape_probe` run."""
+    return _PROBING[0] > 0
+
+
+@functools.lru_cache(maxsize=None)
+def trusts_output_shape(cls) -> bool:
+    """Whether ``cls.compute_output_shape`` describes its outputs: a class (other than Layer)
+    defines it, or it is one of rnnkit's own layers, whose shape-keeping default is right.
+    A user's layer without one has its output shape read from a run instead (as Keras traces)."""
+    for klass in cls.__mro__:
+        fn = klass.__dict__.get("compute_output_shape")
+        if fn is not None:
+            if not getattr(fn, "is_layer_default", False):
+                return True
+            break
+    return cls.__module__.startswith("rnnkit.") and not cls.__module__.startswith("rnnkit.models")
 
 
 class Output(torch.Tensor):
@@ -48,7 +84,7 @@ class CallInfo:
 
     def __init__(self, cls):
         fn = cls.forward
-        if fn is Layer.forward:
+        if getattr(fn, "runs_call", False):  # Layer's forward, which runs a Keras-style call()
             fn = cls.call
         params = list(inspect.signature(fn).parameters.values())[1:]
         self.names = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
@@ -151,7 +187,7 @@ def symbolic_call(layer, inputs, rest: tuple, kwargs: dict):
         layer._check_shape(shapes)
     outputs = None
     extra = set(kwargs) - {"mask", "training"}
-    if not rest and not extra and _trusts_output_shape(type(layer)) and shapes is not None:
+    if not rest and not extra and trusts_output_shape(type(layer)) and shapes is not None:
         try:
             outputs = _from_shapes(layer.compute_output_shape(shapes), inputs)
         except NotImplementedError:

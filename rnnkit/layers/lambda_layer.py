@@ -14,6 +14,7 @@ import torch
 
 from .base import Layer
 from .registry import register
+from .symbolic import KerasTensor, set_tensor_op
 
 
 @register
@@ -201,8 +202,6 @@ class OpCall(Layer):
 
 def tensor_op(name: str, a, b=None, reverse: bool = False, key=None):
     """Record operator ``name`` on symbolic ``a`` (and ``b``: a symbolic tensor or a number)."""
-    from .symbolic import KerasTensor
-
     constant = None
     if name in _BINARY and not isinstance(b, KerasTensor):
         if isinstance(b, bool) or not isinstance(b, (int, float)):
@@ -210,3 +209,6 @@ def tensor_op(name: str, a, b=None, reverse: bool = False, key=None):
         constant, b = float(b), None
     layer = TensorOp(name, constant=constant, reverse=reverse, key=None if key is None else _encode_key(key))
     return layer(a, b)
+
+
+set_tensor_op(tensor_op)

@@ -167,7 +167,8 @@ class _Recurrence:
         p = self.recurrent_dropout
         return torch.empty(h.shape, device=h.device).bernoulli_(1 - p) / (1 - p)
 
-    def _loop(self, x, mask, states, training):
+    def _loop(self, x, mask, states, training, last_only=False):
+        # last_only (only the final step is read) lets a loop skip the other outputs; this one needs them.
         proj = F.linear(x, self.weight_ih, self.bias_ih)  # all steps' input projections at once
         rec_keep = self._recurrent_keep(states[0], training)
         prev_out = x.new_zeros(x.shape[0], self.units)
@@ -319,11 +320,12 @@ class RecurrentBase(Layer):
                 )
         return states
 
-    def run(self, x, mask, states, training) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def run(self, x, mask, states, training, last_only: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Process ``x (batch, time, features)`` in this layer's direction.
 
         Returns the outputs ``(batch, time, units)`` in processing order (reversed
-        when ``go_backwards``) and the final states."""
+        when ``go_backwards``) and the final states. ``last_only`` (no mask): the caller reads
+        only the last step, so the outputs may hold that step alone ``(batch, 1, units)``."""
         if training and self.dropout > 0:
             keep = torch.empty(x.shape[0], 1, x.shape[2], device=x.device).bernoulli_(1 - self.dropout)
             x = x * keep / (1 - self.dropout)
@@ -337,7 +339,7 @@ class RecurrentBase(Layer):
             )
             finals = [s[0] for s in finals]
         else:
-            seq, finals = self._loop(x, mask, states, training)
+            seq, finals = self._loop(x, mask, states, training, last_only)
         if self.zero_output_for_mask and mask is not None:
             seq = seq * mask.unsqueeze(-1)
         return seq, finals
@@ -350,7 +352,8 @@ class RecurrentBase(Layer):
                 f"(batch, time, features), got {tuple(inputs.shape)}"
             )
         states = self._start_states(inputs, initial_state)
-        seq, finals = self.run(inputs, mask, states, training)
+        seq, finals = self.run(inputs, mask, states, training,
+                               last_only=not self.return_sequences and mask is None)
         self._keep_states(finals)
         return self._outputs(seq, finals, states)
 

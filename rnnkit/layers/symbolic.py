@@ -94,10 +94,20 @@ class KerasTensor:
         return _op("get_item", self, key=key)
 
 
-def _op(name: str, a, b=None, reverse: bool = False, key=None):
-    from .lambda_layer import tensor_op
+# The layer that records an operator lives in lambda_layer, which imports this module and
+# fills the slot (the layers package imports lambda_layer, so it is filled before any use).
+_TENSOR_OP: list[Callable | None] = [None]
 
-    return tensor_op(name, a, b, reverse=reverse, key=key)
+
+def set_tensor_op(fn: Callable) -> None:
+    """Register ``fn(name, a, b, reverse=, key=)``, which records an operator on symbolic tensors."""
+    _TENSOR_OP[0] = fn
+
+
+def _op(name: str, a, b=None, reverse: bool = False, key=None):
+    if _TENSOR_OP[0] is None:
+        raise RuntimeError("operators on symbolic tensors need rnnkit.layers.lambda_layer; import rnnkit.layers")
+    return _TENSOR_OP[0](name, a, b, reverse=reverse, key=key)
 
 
 class Node:

@@ -27,7 +27,7 @@ from torch import nn
 
 from .. import layers
 from ..layers._dropout import Dropout
-from ..layers._fusion import ids_fit
+from ..layers._fusion import embedded_run
 from ..layers._lookup import embedding_lookup
 from . import fastgen
 from .sampling import beam_search, check_sampling_args, sample_next
@@ -196,16 +196,17 @@ class CharLM(nn.Module):
         """``idx (batch, time)`` -> ``(logits (batch, time, vocab), final state)``."""
         if state is None:
             state = self.initial_state(idx.shape[0], idx.device)
-        table, first = self.embed.weight, self.rnns[0]
         # A MinGRU/MinLSTM first layer reads its gate logits from the projected embedding
-        # table (rnnkit/layers/_fusion.py), unless dropout on the embedded vectors is due.
-        direct = (not (self.training and self.config.dropout > 0) and not self.is_residual(0) and ids_fit(idx)
-                  and getattr(first, "reads_table", None) is not None and first.reads_table(idx, table, self.training))
-        x = None if direct else self.drop(embedding_lookup(idx, table))
+        # table (rnnkit/layers/_fusion.py, whose guards decide), unless dropout on the embedded
+        # vectors is due or the layer's input is normalised first (a residual first layer).
+        fused = None
+        if not (self.training and self.config.dropout > 0) and not self.is_residual(0):
+            fused = embedded_run(self.embed, self.rnns[0], idx, state[0], self.training)
+        x = None if fused is not None else self.drop(embedding_lookup(idx, self.embed.weight))
         new_state = []
         for i, layer_state in enumerate(state):
-            if i == 0 and direct:
-                run = lambda layer, _: layer.run_on_table(idx, table, None, layer_state)  # noqa: E731
+            if i == 0 and fused is not None:
+                run = lambda layer, _: fused  # noqa: E731
             else:
                 run = lambda layer, inputs: layer.run(inputs, None, layer_state, self.training)  # noqa: E731
             x, finals = self._layer_output(i, x, run)

@@ -13,7 +13,8 @@ import collections
 import torch
 
 from ..layers.base import Layer, as_tensor, format_shape
-from ..layers.core import InputLayer
+from ..layers._fusion import embedded_call
+from ..layers.core import Embedding, InputLayer
 from ..layers import functional_call
 from ..layers.registry import deserialize_layer, serialize_layer
 from ..layers.symbolic import KerasTensor, flatten, map_structure, pack_like, torch_dtype
@@ -153,6 +154,7 @@ class Functional(Model):
         self.built = True
         self._consumers = collections.Counter(id(t) for n in steps for t in n.inbound)
         self._consumers.update(id(t) for t in self.outputs)
+        self._fused = _fusion_pairs(steps, self._consumers)
         if not trainable:
             self.trainable = False
 
@@ -260,7 +262,19 @@ class Functional(Model):
         if training is not None:
             ctx[0] = bool(training)
         try:
+            done = set()  # recurrent nodes already computed with the embedding before them
             for node in self._steps:
+                if id(node) in done:
+                    continue
+                if id(node) in self._fused:
+                    reader = self._fused[id(node)]
+                    out = self._embedded(node, reader, env[id(node.args[0])], ctx[0])
+                    if out is not None:
+                        leaves = flatten(out) if isinstance(reader.outputs, (list, tuple, dict)) else [out]
+                        for kt, t in zip(reader.flat_outputs, leaves):
+                            env[id(kt)] = t
+                        done.add(id(reader))
+                        continue
                 args = map_structure(lambda v: env[id(v)] if isinstance(v, KerasTensor) else v, node.args)
                 kwargs = map_structure(lambda v: env[id(v)] if isinstance(v, KerasTensor) else v, node.kwargs)
                 if ctx[0] is not None and "training" in kwargs:
@@ -284,6 +298,20 @@ class Functional(Model):
             results.append(env[key] if key in env and self._wants_logits(return_logits, i) else env[id(kt)])
         out_masks = [getattr(t, "_keras_mask", None) for t in results]
         return pack_like(self._outputs_struct, results), pack_like(self._outputs_struct, out_masks)
+
+    @staticmethod
+    def _embedded(node, reader, ids, training):
+        """``reader.layer(node.layer(ids))`` with the recurrent layer reading the embedding's table
+        (layers/_fusion.py), the masks as the two calls would set them; None where it cannot."""
+        embedding, layer = node.layer, reader.layer
+        given = reader.kwargs.get("training")
+        training = given if given is not None else training
+        emb_mask = embedding.compute_mask(ids, functional_call.get_mask(ids))
+        takes_mask = functional_call.call_info(layer).takes_mask
+        out = embedded_call(embedding, layer, ids, emb_mask if takes_mask else None, training)
+        if out is not None:
+            functional_call.set_output_masks(layer, ids, out, emb_mask)
+        return out
 
     @staticmethod
     def _wants_logits(return_logits, i: int) -> bool:
@@ -357,6 +385,32 @@ class Functional(Model):
     @classmethod
     def from_config(cls, config: dict, custom_objects=None) -> "Functional":
         return functional_from_config(config, custom_objects=custom_objects)
+
+
+Model._functional = Functional
+
+
+def _fusion_pairs(steps: list, consumers: collections.Counter) -> dict:
+    """``{id(embedding node): reader node}`` where an `Embedding` call's one output is read by
+    exactly one call, of a layer that can read the table (MinGRU, MinLSTM, a Bidirectional of
+    one: ``reads_table``), on that output alone, and is no model output (layers/_fusion.py)."""
+    readers: dict[int, list] = collections.defaultdict(list)
+    for node in steps:
+        for t in node.inbound:
+            readers[id(t)].append(node)
+    pairs = {}
+    for node in steps:
+        if (type(node.layer) is not Embedding or len(node.args) != 1 or not isinstance(node.args[0], KerasTensor)
+                or set(node.kwargs) - {"training"}):
+            continue
+        outs = node.flat_outputs
+        if len(outs) != 1 or consumers[id(outs[0])] != 1 or len(readers[id(outs[0])]) != 1:
+            continue
+        reader = readers[id(outs[0])][0]
+        if (hasattr(reader.layer, "reads_table") and len(reader.args) == 1 and reader.args[0] is outs[0]
+                and not set(reader.kwargs) - {"training", "mask"} and reader.kwargs.get("mask") is None):
+            pairs[id(node)] = reader
+    return pairs
 
 
 def _is_ref(v) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..layers.base import Layer, sublayers, to_snake_case, unique_name
+from ..layers.base import Layer, shape_probe, sublayers, to_snake_case, unique_name
 from ..training.loop import Trainer
 
 
@@ -35,11 +35,13 @@ class Model(Trainer, Layer):
                 return (x, states) if return_state else x
     """
 
+    # The class ``Model(inputs, outputs)`` makes; models.functional (which imports this
+    # module) sets it when it defines `Functional`.
+    _functional: type | None = None
+
     def __new__(cls, *args, **kwargs):
         if cls is Model and (len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs):
-            from .functional import Functional
-
-            return Layer.__new__(Functional)
+            return Layer.__new__(Model._functional)
         return Layer.__new__(cls)
 
     def __init__(self, *args, name: str | None = None, **kwargs):
@@ -86,8 +88,6 @@ class Model(Trainer, Layer):
     def build_from_data(self, x) -> None:
         """Create a subclassed model's weights by one inference call on ``x`` that changes nothing
         (no state carried, no statistics updated)."""
-        from ..layers.base import shape_probe
-
         was_training = self.training
         self.eval()
         with torch.no_grad(), shape_probe(), torch.random.fork_rng(devices=[]):
@@ -133,9 +133,7 @@ class Model(Trainer, Layer):
     @classmethod
     def from_config(cls, config: dict, custom_objects=None):
         if cls is Model and isinstance(config, dict) and "input_layers" in config and "layers" in config:
-            from .functional import functional_from_config
-
-            return functional_from_config(config, custom_objects=custom_objects)
+            return Model._functional.from_config(config, custom_objects=custom_objects)
         return cls(**config)
 
     def to_json(self, **kwargs) -> str:

@@ -35,6 +35,8 @@ class Sequential(Model):
         61592
     """
 
+    _sequential = True  # how the fit loop tells a stack of layers (training.loop.Trainer)
+
     def __init__(self, layers: Iterable[Layer] | None = None, name: str | None = None, **kwargs):
         super().__init__(name=name or unique_name("sequential"), **kwargs)
         self._stack = nn.ModuleList()

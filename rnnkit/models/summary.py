@@ -16,10 +16,14 @@ _NOT_BUILT = ("This model has not yet been built. Build the model first by calli
               "with some data, or specify an `input_shape` argument in the first layer(s) for automatic build.")
 
 
-def _is_sequential_like(model) -> bool:
-    from .functional import Functional
+def _is_functional(model) -> bool:
+    # A functional model is the one with a graph of nodes; read the graph, not the class: the
+    # model base imports this module, and models.functional imports the model base.
+    return getattr(model, "_nodes_by_depth", None) is not None
 
-    if not isinstance(model, Functional):
+
+def _is_sequential_like(model) -> bool:
+    if not _is_functional(model):
         return True
     seen = set()
     for nodes in model._nodes_by_depth.values():
@@ -39,11 +43,9 @@ def _shape_text(shape) -> str:
 
 
 def _output_shape(model, layer):
-    from .functional import Functional
-
     if isinstance(layer, InputLayer):
         return [tuple(layer.shape)]  # tf.keras shows an input's shape as a one-element list
-    if not isinstance(model, Functional):
+    if not _is_functional(model):
         if type(model).__name__ == "Sequential" or model.__class__.__module__.startswith("rnnkit."):
             return layer.output_shape
         return "multiple"

@@ -1,4 +1,5 @@
 """Saving and loading models: rnnkit's safetensors format and Keras's files."""
-from .native import ModelFileError, load_model, load_weights, save_model, save_weights
+from .loading import load_model
+from .native import ModelFileError, load_weights, save_model, save_weights
 
 __all__ = ["ModelFileError", "load_model", "save_model", "save_weights", "load_weights"]

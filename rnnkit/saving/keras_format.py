@@ -33,9 +33,11 @@ import h5py
 import numpy as np
 
 from ..layers.base import Layer
-from ..layers.registry import layer_class
+from ..layers.registry import deserialize_layer, layer_class
+from ..models import Sequential
+from ..models.functional import functional_from_config
 from . import untrusted
-from .native import ModelFileError
+from .untrusted import ModelFileError
 
 # Options that exist in Keras configs but change nothing rnnkit computes.
 # (``seed`` and ``data_format`` are not here: a layer that takes them gets them, and any other
@@ -123,8 +125,6 @@ def _build_model(model_config: dict, legacy: bool):
     if kind == "Sequential":
         return _build_sequential(model_config, legacy)
     if kind in ("Functional", "Model"):
-        from ..models.functional import functional_from_config
-
         try:
             return functional_from_config(_translate_functional(model_config["config"], legacy))
         except (ValueError, TypeError, KeyError) as exc:
@@ -233,12 +233,8 @@ def _node(node, class_name: str, nested: set) -> dict:
 
 
 def _build_sequential(model_config: dict, legacy: bool):
-    from ..models import Sequential
-
     cfg = model_config["config"]
     layer_specs = cfg["layers"] if isinstance(cfg, dict) else cfg  # very old Keras stored a bare list
-    from ..layers.registry import deserialize_layer
-
     model = Sequential(name=cfg.get("name") if isinstance(cfg, dict) else None)
     for i, spec in enumerate(layer_specs):
         model.add(deserialize_layer(translate_layer(spec, legacy, first=(i == 0))))

@@ -221,33 +221,6 @@ def _upgrade_format_1(model, tensors: dict) -> dict:
     return tensors
 
 
-def load_native(path, compile: bool = True, custom_objects=None):
-    from ..layers.registry import deserialize_layer
-    from .. import models  # noqa: F401  (registers the model classes)
-
-    tensors, metadata = read_file(path)
-    try:
-        spec = json.loads(metadata["model_config"])
-        untrusted.check_config(path, spec)
-        model = deserialize_layer(spec, custom_objects=custom_objects)
-    except (KeyError, json.JSONDecodeError, TypeError, AttributeError, RecursionError) as exc:
-        raise ModelFileError(untrusted.one_line(f"{path}: model config is unreadable ({exc!r})")) from None
-    if metadata["rnnkit_format"] == FORMAT_1:
-        tensors = _upgrade_format_1(model, tensors)
-    _load_tensors(model, {k: v for k, v in tensors.items() if not k.startswith("optimizer/")}, path)
-    if compile and "compile_config" in metadata:
-        cfg = json.loads(metadata["compile_config"])
-        model.compile(optimizer=cfg["optimizer"], loss=cfg["loss"], metrics=cfg["metrics"], device="cpu",
-                      precision=cfg.get("precision", "fp32"), loss_weights=cfg.get("loss_weights"),
-                      weighted_metrics=cfg.get("weighted_metrics"))
-        if "optimizer_state" in metadata:
-            opt_meta = json.loads(metadata["optimizer_state"])
-            opt_tensors = {k: v for k, v in tensors.items() if k.startswith("optimizer/")}
-            model.compiled.optimizer.iterations = opt_meta.get("iterations", 0)
-            model.compiled.optimizer.torch_optimizer.load_state_dict(join_optimizer_state(opt_tensors, opt_meta))
-    return model
-
-
 def _load_tensors(model, tensors: dict, path) -> None:
     expected = _model_tensors(model)
     missing = sorted(set(expected) - set(tensors))
@@ -293,40 +266,3 @@ def _load_weights(model, filepath) -> None:
     if set(tensors) != set(_model_tensors(model)):
         tensors = _rename_by_position(model, tensors, metadata)
     _load_tensors(model, tensors, filepath)
-
-
-def load_model(filepath, compile: bool = True, custom_objects=None):
-    """Load a model saved by ``Model.save``, or a Keras ``.keras`` / legacy ``.h5`` file.
-
-    Args:
-        filepath: path to the file.
-        compile: restore the loss, metrics and optimizer (with its state) when saved.
-        custom_objects: ``{name: class}`` for custom layers (and initializers ...) the file names,
-            besides those registered with ``keras.saving.register_keras_serializable``.
-
-    Every failure to read the file is one ``ModelFileError``; what a file may declare is bounded
-    as ``rnnkit.saving.untrusted`` says (limits raised with ``RNNKIT_MAX_*`` variables).
-    """
-    from .objects import custom_object_scope
-
-    # Names in the file resolve to rnnkit's classes, registered ones, and these (never to code in the file).
-    path = Path(os.fspath(filepath))
-    with custom_object_scope(custom_objects), untrusted.reading(path):
-        return _load_model(path, compile)
-
-
-def _load_model(path: Path, compile: bool):
-    from .keras_format import is_keras_file, load_keras_file
-
-    # By content, not by name: ``model.save("best.h5")`` (the Keras 2 habit, also through
-    # ModelCheckpoint) writes rnnkit's own format under a Keras name.
-    if is_keras_file(path):
-        return load_keras_file(path, compile=compile)
-    if path.suffix in (".keras", ".h5", ".hdf5") and path.is_file():
-        try:
-            return load_native(path, compile=compile)
-        except ModelFileError:
-            raise ModelFileError(
-                f"{path}: neither a Keras 3 .keras archive, an HDF5 .h5 file nor an rnnkit model file"
-            ) from None
-    return load_native(path, compile=compile)

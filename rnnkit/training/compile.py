@@ -15,6 +15,7 @@ import torch
 from . import losses as losses_mod
 from . import metrics as metrics_mod
 from . import optimizers as optimizers_mod
+from .outputs import flat_outputs, flat_targets, flat_weights, output_spec
 
 
 class Mean:
@@ -78,8 +79,6 @@ class CompileMetrics:
         return [m for _, _, _, m in self._named()]
 
     def update_state(self, y_true, y_pred, sample_weight=None, masks=None) -> None:
-        from .loop import flat_outputs, flat_targets, flat_weights  # noqa: PLC0415 (the loop imports this module)
-
         names = [s.name for s in self.state.outputs]
         preds = flat_outputs(y_pred, names)
         ys = flat_targets(y_true, names, len(preds))
@@ -287,8 +286,6 @@ def build_training_state(model, names=None, out_shapes=None) -> None:
             state.pending_optimizer_state = None
     if not state.outputs:
         if names is None:
-            from .loop import output_spec  # noqa: PLC0415
-
             names, out_shapes = output_spec(model)
         if names is not None:
             resolve_outputs(model, names, out_shapes)

@@ -22,6 +22,8 @@ from ..layers.base import as_tensor
 from .callbacks import CallbackList, History
 from . import data as data_mod
 from .compile import build_training_state, weighted_mask
+from .outputs import flat_outputs, flat_targets, flat_weights, output_activations, output_spec
+from .outputs import names_of as _names_of
 from .progress import ProgressLogger
 
 
@@ -95,104 +97,6 @@ def _probability_rows(y: torch.Tensor) -> bool:
 # Parameter. (Belongs with the Layer contract in layers/base.py; see the lead's notes.)
 if not hasattr(torch.nn.Parameter, "value"):
     torch.nn.Parameter.value = property(lambda self: self, doc="The parameter itself (Keras's Variable.value).")
-
-
-# ------------------------------------------------------------ outputs and their structure
-def output_spec(model):
-    """``(output names, output shapes)`` in flat order, or ``(None, None)`` while a subclassed
-    model's outputs are not known yet. Functional models give ``output_names``; a Sequential's
-    one output is named after its last layer, as Keras names it."""
-    names = getattr(model, "output_names", None)
-    if names is None and hasattr(model, "final_activation"):
-        layers = getattr(model, "layers", None)
-        names = [layers[-1].name] if layers else None
-    if names is None:
-        return None, None
-    names = list(names)
-    shapes = None
-    if getattr(model, "built", False):
-        try:
-            shape = model.output_shape
-        except (AttributeError, ValueError):
-            shape = None
-        if shape is not None:
-            shapes = list(shape) if isinstance(shape, list) else [shape]
-            if len(shapes) != len(names):
-                shapes = None
-    return names, shapes
-
-
-def output_activations(model, k: int) -> list:
-    """Per output, the activation that ``forward_with_mask(return_logits=...)`` can leave out
-    (``model.output_activations``; a Sequential's ``final_activation``), else None."""
-    acts = getattr(model, "output_activations", None)
-    if acts is None and hasattr(model, "final_activation") and hasattr(model, "forward_with_mask"):
-        acts = [model.final_activation]
-    if acts is None or len(acts) != k:
-        return [None] * k
-    return list(acts)
-
-
-def _names_of(out) -> list[str]:
-    """Output names for a subclassed model, from the structure its call returned."""
-    if isinstance(out, dict):
-        return list(out)
-    if isinstance(out, (list, tuple)):
-        return [f"output_{i + 1}" for i in range(len(out))]
-    return ["output"]
-
-
-def flat_outputs(out, names) -> list:
-    """A model's outputs (a tensor, list or dict) as a flat list in output order."""
-    if isinstance(out, dict):
-        return [out[n] for n in names] if names and all(n in out for n in names) else list(out.values())
-    if isinstance(out, (list, tuple)):
-        return list(out)
-    return [out]
-
-
-def _by_name(data, names, what):
-    missing = [n for n in names if n not in data]
-    if missing:
-        raise ValueError(f"{what} has no entry for output {missing[0]!r}; expected keys {names}, got {sorted(data)}")
-    return [data[n] for n in names]
-
-
-def flat_targets(y, names, k: int) -> list:
-    """``y`` (one array, a list in output order or a dict by output name) as one target per output."""
-    if y is None:
-        return [None] * k
-    if isinstance(y, dict):
-        return _by_name(y, names, "y")
-    if isinstance(y, (list, tuple)):
-        if len(y) != k:
-            raise ValueError(f"y has {len(y)} arrays but the model has {k} output(s) {names}")
-        return list(y)
-    if k != 1:
-        raise ValueError(f"the model has {k} outputs {names} but y is one array; give a list or a dict of targets")
-    return [y]
-
-
-def flat_weights(sample_weight, names, k: int) -> list:
-    """Per-output sample weights: one array serves every output (Keras's rule), else a list or dict."""
-    if sample_weight is None:
-        return [None] * k
-    if isinstance(sample_weight, dict):
-        return [sample_weight.get(n) for n in names]
-    if isinstance(sample_weight, (list, tuple)):
-        if len(sample_weight) != k:
-            raise ValueError(f"sample_weight has {len(sample_weight)} arrays but the model has {k} output(s) {names}")
-        return list(sample_weight)
-    return [sample_weight] * k
-
-
-def _structured(flat, like, names):
-    """``flat`` (one value per output) in the structure of ``like`` (the model's outputs)."""
-    if isinstance(like, dict):
-        return dict(zip(names, flat)) if names and all(n in like for n in names) else dict(zip(like, flat))
-    if isinstance(like, (list, tuple)):
-        return list(flat)
-    return flat[0]
 
 
 def _overrides(model, name: str) -> bool:
@@ -332,9 +236,8 @@ def _cast_ints(model) -> bool:
 
 
 def _is_sequential(model) -> bool:
-    from ..models.sequential import Sequential  # noqa: PLC0415  (models import this module)
-
-    return isinstance(model, Sequential)
+    # Sequential sets the flag (models import this module, not the other way round).
+    return bool(getattr(model, "_sequential", False))
 
 
 def _check_inputs(model, x) -> None:
@@ -894,6 +797,10 @@ class Trainer:
     ``self.optimizer.apply(gradients, weights)``, ``v.value.grad``. Without overrides fit runs
     rnnkit's own step, which also hands the losses logits where it can.
     """
+
+    # A stack of layers (`Sequential`): one input array, fed through ``__call__`` with
+    # ``return_logits``/``with_mask``, built from the first batch's shape.
+    _sequential = False
 
     def train_step(self, data):
         x, y, sample_weight = data_mod.unpack(data)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import rnnkit
+import rnnkit.models.functional
 import rnnkit.models.sequential
 from rnnkit import layers as L
 from rnnkit.layers import minrnn
@@ -90,23 +91,30 @@ def test_fused_bidirectional(monkeypatch, table_reads, merge_mode, return_sequen
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
-def test_training_through_fit_matches_unfused(monkeypatch):
-    """A few optimizer steps land on the same weights either way."""
+def assert_fit_matches_unfused(make_model, unfuse, epochs=3):
+    """A few optimizer steps of ``make_model()`` land on the same weights fused and after ``unfuse()``."""
     ids, labels = ids_with_padding(seed=4, batch=16), torch.randint(0, 3, (16,))
 
     def trained():
-        torch.manual_seed(5)
-        model = Sequential([L.Embedding(40, 8, input_shape=(23,)), L.MinLSTM(10), L.Dense(3, activation="softmax")])
+        model = make_model()
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-        history = model.fit(ids, labels, epochs=3, batch_size=8, verbose=0)
+        history = model.fit(ids, labels, epochs=epochs, batch_size=8, verbose=0)
         return history.history["loss"], [p.detach().clone() for p in model.parameters()]
 
     losses, weights = trained()
-    unfused(monkeypatch)
+    unfuse()
     ref_losses, ref_weights = trained()
     assert losses == pytest.approx(ref_losses, rel=1e-5)
     for got, want in zip(weights, ref_weights):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+def test_training_through_fit_matches_unfused(monkeypatch):
+    def make():
+        torch.manual_seed(5)
+        return Sequential([L.Embedding(40, 8, input_shape=(23,)), L.MinLSTM(10), L.Dense(3, activation="softmax")])
+
+    assert_fit_matches_unfused(make, lambda: unfused(monkeypatch))
 
 
 def _model(**kwargs):
@@ -268,3 +276,113 @@ def test_ids_of_other_integer_types_fail_as_before(monkeypatch):
         _model()(ids)
     assert str(fused_error.value) == str(plain_error.value)
     assert _model()(ids_with_padding().int()).shape == (5, 3)
+
+
+# ------------------------------------------------------------------ functional models
+def functional_unfused(monkeypatch):
+    monkeypatch.setattr(rnnkit.models.functional, "embedded_call", lambda *args: None)
+
+
+def _functional(cell=L.MinGRU, mask_zero=True, bidirectional=False, **kwargs):
+    torch.manual_seed(10)
+    ids = rnnkit.layers.Input((23,), dtype="int64")
+    rnn = cell(11, **kwargs)
+    x = L.Embedding(40, 8, mask_zero=mask_zero)(ids)
+    x = (L.Bidirectional(rnn) if bidirectional else rnn)(x)
+    return rnnkit.models.Model(ids, L.Dense(3)(x))
+
+
+@pytest.mark.parametrize("case", [dict(cell=L.MinGRU), dict(cell=L.MinLSTM, return_sequences=True, go_backwards=True),
+                                  dict(cell=L.MinGRU, bidirectional=True, mask_zero=False)])
+def test_functional_fused_equals_layer_by_layer(monkeypatch, table_reads, case):
+    model = _functional(**case)
+    ids = ids_with_padding()
+    out, grads = run(model, ids)
+    scans = 2 if case.get("bidirectional") else 1
+    assert table_reads == {"table": scans, "vectors": 0}
+    functional_unfused(monkeypatch)
+    ref_out, ref_grads = run(model, ids)
+    assert table_reads == {"table": scans, "vectors": scans}
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)
+    for got, want in zip(grads, ref_grads):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_functional_fit_matches_unfused(monkeypatch):
+    assert_fit_matches_unfused(lambda: _functional(cell=L.MinLSTM), lambda: functional_unfused(monkeypatch), epochs=2)
+
+
+def test_functional_embedding_read_twice_is_not_fused(table_reads):
+    torch.manual_seed(12)
+    ids = rnnkit.layers.Input((23,), dtype="int64")
+    x = L.Embedding(40, 8)(ids)
+    model = rnnkit.models.Model(ids, L.Concatenate()([L.MinGRU(5)(x), L.GlobalAveragePooling1D()(x)]))
+    assert model(ids_with_padding()).shape == (5, 13)
+    assert table_reads == {"table": 0, "vectors": 1}
+
+
+def test_functional_hooks_still_fire(table_reads):
+    model = _functional()
+    seen = []
+    model.get_layer(index=1).register_forward_hook(lambda module, args, out: seen.append(tuple(out.shape)))
+    model(ids_with_padding())
+    assert seen == [(5, 23, 8)] and table_reads == {"table": 0, "vectors": 1}
+
+
+# ------------------------------------------------------------------ re-entrancy
+def test_char_lm_fuses_only_through_the_guards(table_reads):
+    model = CharLM(CharLMConfig(vocab_size=30, cell="mingru", layers=1, hidden=16, embedding=8))
+    seen = []
+    model.embed.register_forward_hook(lambda *args: seen.append("hook"))
+    model(torch.randint(0, 30, (3, 11)))  # a hook on the embedding: the table is not read behind its back
+    assert table_reads == {"table": 0, "vectors": 1}
+
+
+def test_a_call_inside_a_call_and_calls_from_two_threads_are_independent(monkeypatch):
+    """No flag on the layer lives through a call: a call made while another runs (from inside its
+    scan here, or from another thread) gets its own results, and so does the outer call."""
+    import threading
+
+    from rnnkit.layers import minrnn as minrnn_module
+
+    torch.manual_seed(13)
+    layer = L.MinGRU(6, zero_output_for_mask=True)
+    x = torch.randn(4, 9, 5)
+    mask = torch.ones(4, 9, dtype=torch.bool)
+    mask[0] = False  # a row with no step: its output is zeros, whatever the initial state
+    mask[1, 5:] = False
+    h0 = torch.randn(4, 6)
+    want_last = layer(x).detach()
+    want_masked = layer(x, mask=mask, initial_state=[h0]).detach()
+    scan, inner = minrnn_module.fused_scan, {}
+
+    def scan_with_a_call_inside(*args, **kwargs):
+        if "started" not in inner:  # once: the inner call's own scan goes straight through
+            inner["started"] = True
+            inner["out"] = layer(x, mask=mask, initial_state=[h0]).detach()
+        return scan(*args, **kwargs)
+
+    monkeypatch.setattr(minrnn_module, "fused_scan", scan_with_a_call_inside)
+    torch.testing.assert_close(layer(x).detach(), want_last)
+    torch.testing.assert_close(inner["out"], want_masked)
+    monkeypatch.setattr(minrnn_module, "fused_scan", scan)
+
+    results, errors = {}, []
+
+    def many(key, **kwargs):
+        try:
+            results[key] = [layer(x, **kwargs).detach() for _ in range(20)]
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=many, args=("last",)),
+               threading.Thread(target=many, args=("masked",), kwargs=dict(mask=mask, initial_state=[h0]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    for got in results["last"]:
+        torch.testing.assert_close(got, want_last)
+    for got in results["masked"]:
+        torch.testing.assert_close(got, want_masked)

@@ -10,7 +10,7 @@ import torch
 
 import rnnkit
 from rnnkit.layers import Bidirectional, Dense, Embedding, MinGRU, MinLSTM
-from rnnkit.layers import minrnn
+from rnnkit.layers import _minrnn_scan, minrnn  # the kernels live in _minrnn_scan
 from rnnkit.layers.minrnn import fused_scan, log_space_scan
 
 CELLS = [MinGRU, MinLSTM]
@@ -75,7 +75,7 @@ def test_log_space_scan_equals_the_recurrence_for_4096_steps_and_any_sign_h0():
 def kernel(request, monkeypatch):
     """The fused path with its C kernels (rnnkit/native/minrnn_scan.c), then with the torch/numpy loops."""
     if request.param == "numpy":
-        monkeypatch.setattr(minrnn, "_native", lambda: None)
+        monkeypatch.setattr(_minrnn_scan, "_native", lambda: None)
     else:
         skip_without_c_kernels()
     return request.param
@@ -88,7 +88,7 @@ def skip_without_c_kernels():
 
 def blocks_of(steps, monkeypatch, batch_units):
     """Make the fused scan walk time in blocks of ``steps`` steps (the C path: blocks of whole sequences)."""
-    monkeypatch.setattr(minrnn, "_BLOCK_ELEMENTS", steps * batch_units)
+    monkeypatch.setattr(_minrnn_scan, "_BLOCK_ELEMENTS", steps * batch_units)
 
 
 @pytest.mark.parametrize("blocks", [2, 3])  # MinGRU, MinLSTM
@@ -233,7 +233,7 @@ def test_all_paths_agree_with_masks_go_backwards_and_initial_state(cls, go_backw
 def test_c_kernels_equal_float64_across_blocks_threads_and_partial_vectors(blocks, with_bias, monkeypatch):
     skip_without_c_kernels()
     # 19 units: two vectors of 8 and a partial one of 3; blocks of 2 sequences, the last one short
-    monkeypatch.setattr(minrnn, "_BLOCK_ELEMENTS", 2 * 150 * blocks * 19)
+    monkeypatch.setattr(_minrnn_scan, "_BLOCK_ELEMENTS", 2 * 150 * blocks * 19)
     g = torch.Generator().manual_seed(5)
     x = torch.randn(5, 150, 7, generator=g)
     weight = 0.4 * torch.randn(blocks * 19, 7, generator=g)  # logits of std ~1 (larger ones: see below)
