@@ -54,6 +54,7 @@ BAD = [
     (["seq2seq", "translate", "{out}", "abc"], "--beam", "0", "expected an integer >= 1"),
     (["seq2seq", "evaluate", "{out}"], "--beam", "-2", "expected an integer >= 1"),
     (["bench"], "--steps", "0", "expected an integer >= 1"),
+    (["bench"], "--batch-size", "-4", "expected an integer >= 1"),
     (["bench"], "--seed", "1" * 22, SEED),
     (["bench"], "--threads", "-1", "expected an integer >= 0"),
     (["export", "{out}", "{out}.onnx", "--format", "onnx"], "--opset", "99", "expected an integer from 14 to 20"),
