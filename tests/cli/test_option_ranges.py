@@ -58,6 +58,7 @@ BAD = [
     (["bench"], "--seed", "1" * 22, SEED),
     (["bench"], "--threads", "-1", "expected an integer >= 0"),
     (["export", "{out}", "{out}.onnx", "--format", "onnx"], "--opset", "99", "expected an integer from 14 to 20"),
+    (["export", "{out}", "{out}.onnx", "--format", "onnx"], "--opset", "7", "expected an integer from 14 to 20"),
     (["demo"], "--seed", "-1", SEED),
     (["demo"], "--seconds", "nan", FINITE_POSITIVE),
 ]
