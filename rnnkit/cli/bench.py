@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from .checks import check_writable, device_name
+from .checks import check_writable, device_name, non_negative_int, positive_int, seed_int
 
 
 def register(sub) -> None:
@@ -27,16 +27,16 @@ def register(sub) -> None:
     p.add_argument("--cells", help="comma-separated candidates (default: all): dense, conv1d, simplernn, gru, lstm, "
                                    "mingru, minlstm and bi<rnn> forms such as bilstm")
     p.add_argument("--seq-len", help="sequence length(s), comma-separated for a sweep, e.g. 32,128,512,2048 (default 128)")
-    p.add_argument("--batch-size", type=int, help="batch size (default 32)")
-    p.add_argument("--hidden", type=int, help="width of every sequence layer, per direction (default 64)")
-    p.add_argument("--embedding", type=int, help="embedding width (default 32)")
-    p.add_argument("--steps", type=int, help="timed training steps per candidate and length (default 30)")
-    p.add_argument("--warmup", type=int, help="untimed steps per candidate first (default 3)")
-    p.add_argument("--rounds", type=int, help="alternating rounds the steps are spread over (default 5)")
+    p.add_argument("--batch-size", type=positive_int, help="batch size (default 32)")
+    p.add_argument("--hidden", type=positive_int, help="width of every sequence layer, per direction (default 64)")
+    p.add_argument("--embedding", type=positive_int, help="embedding width (default 32)")
+    p.add_argument("--steps", type=positive_int, help="timed training steps per candidate and length (default 30)")
+    p.add_argument("--warmup", type=non_negative_int, help="untimed steps per candidate first (default 3)")
+    p.add_argument("--rounds", type=positive_int, help="alternating rounds the steps are spread over (default 5)")
     p.add_argument("--device", default="auto", type=device_name, help="auto (CUDA when present), cpu, cuda, cuda:1 ... (default auto)")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--threads", type=non_negative_int, default=1,
                    help="torch intra-op threads (default 1: steady timings of small models; 0 keeps torch's setting)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--quick", action="store_true", help="all candidates, length 64, a few steps: under a minute on 2 cores")
     p.add_argument("--json", metavar="PATH", help="write the results and verdicts as JSON")
     p.add_argument("--plot", metavar="PATH", help="write a PNG: bars for one length, lines for a sweep")

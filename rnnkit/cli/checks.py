@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-import math
 import tempfile
 from pathlib import Path
 
+from .. import limits
 from ..utils import file_in_the_way
 
 
@@ -28,33 +28,40 @@ def check_writable(option: str, path: str | None) -> None:
         raise ValueError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
 
 
-# argparse types: a bad value is refused while the arguments are read.
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
-    return value
+# argparse types: a bad value is refused while the arguments are read, before anything is
+# created; each runs the library's own check (`rnnkit.limits`), so the CLI and the Python API
+# refuse the same values. argparse prints "argument --lr: expected ..., got inf" on one line.
+def _typed(parse, check, expected: str):
+    def convert(text: str):
+        try:
+            value = parse(text)
+            check("value", value)
+        except (ValueError, OverflowError):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text}") from None
+        return value
+
+    convert.__name__ = parse.__name__  # argparse names the type in some errors
+    return convert
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
-    return value
+positive_int = _typed(int, lambda n, v: limits.integer(n, v, 1), "an integer >= 1")
+non_negative_int = _typed(int, limits.integer, "an integer >= 0")
+positive_float = _typed(float, limits.positive, "a finite number > 0")
+non_negative_float = _typed(float, limits.non_negative, "a finite number >= 0")
+seed_int = _typed(int, limits.seed, f"an integer from 0 to {limits.SEED_MAX} (a seed)")
+#: A rate such as dropout: [0, 1).
+rate = _typed(float, lambda n, v: limits.in_range(n, v, 0, 1, high_open=True), "a number in [0, 1)")
+#: A share of the total such as --top-p: (0, 1].
+share = _typed(float, lambda n, v: limits.in_range(n, v, 0, 1, low_open=True), "a number in (0, 1]")
+#: A held-out fraction: (0, 1).
+open_fraction = _typed(float, lambda n, v: limits.in_range(n, v, 0, 1, True, True), "a number in (0, 1)")
+#: A fraction from 0 to 1, both included (--min-lr-ratio).
+unit_interval = _typed(float, lambda n, v: limits.in_range(n, v, 0, 1), "a number in [0, 1]")
 
 
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
+def int_range(low: int, high: int):
+    """An argparse type for an integer from ``low`` to ``high``."""
+    return _typed(int, lambda n, v: limits.integer(n, v, low, high), f"an integer from {low} to {high}")
 
 
 def device_name(text: str) -> str:

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from .checks import non_negative_float, positive_float
+from .checks import non_negative_float, positive_float, seed_int
 
 
 def register(sub) -> None:
@@ -21,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("--seconds", type=positive_float, default=8.0, help="training budget for the BiLSTM model (default 8)")
     p.add_argument("--lm-minutes", type=non_negative_float, default=2.0,
                    help="budget of the character LSTM on python-stdlib (default 2; 0 skips it)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.set_defaults(func=run)
 
 

@@ -8,6 +8,8 @@ What each graph computes and what its metadata holds: `rnnkit.export`.
 """
 from __future__ import annotations
 
+from .checks import int_range
+
 
 def register(sub) -> None:
     from ..export.runs import FORMATS
@@ -22,7 +24,7 @@ def register(sub) -> None:
     p.add_argument("--format", required=True, choices=FORMATS, help="export format (onnx)")
     p.add_argument("--checkpoint", choices=("best", "last"), default="best",
                    help="streaming runs: which checkpoint (default best; last when there is no best yet)")
-    p.add_argument("--opset", type=int, metavar="N", help="ONNX opset, 14..20 (default 17)")
+    p.add_argument("--opset", type=int_range(14, 20), metavar="N", help="ONNX opset, 14..20 (default 17)")
     p.set_defaults(func=run)
 
 

@@ -12,6 +12,7 @@ import argparse
 
 from ..lm.run import RunFolder, warn
 from ..lm.word import WordRun
+from .checks import non_negative_float, non_negative_int, positive_int, seed_int, share
 from .train import set_threads, write_json
 
 
@@ -26,16 +27,16 @@ def register(sub) -> None:
     )
     p.add_argument("run_dir", metavar="RUN", help="run folder written by `rnnkit train`")
     p.add_argument("--prime", default="", metavar="TEXT", help="text to continue (default: none)")
-    p.add_argument("--words", type=int, default=50, metavar="N", help="words to generate (default: 50)")
-    p.add_argument("--temperature", type=float, metavar="T",
+    p.add_argument("--words", type=non_negative_int, default=50, metavar="N", help="words to generate (default: 50)")
+    p.add_argument("--temperature", type=non_negative_float, metavar="T",
                    help="0 = always the most likely word; higher = freer (default: 1.0)")
-    p.add_argument("--top-k", type=int, metavar="K", help="sample among the K most likely words only")
-    p.add_argument("--top-p", type=float, metavar="P", help="sample among the most likely words holding P of the probability")
-    p.add_argument("--beam-width", type=int, default=1, metavar="W",
+    p.add_argument("--top-k", type=positive_int, metavar="K", help="sample among the K most likely words only")
+    p.add_argument("--top-p", type=share, metavar="P", help="sample among the most likely words holding P of the probability")
+    p.add_argument("--beam-width", type=positive_int, default=1, metavar="W",
                    help="beam search with W beams (deterministic; default 1 = sampling)")
-    p.add_argument("--seed", type=int, help="seed for sampling: the same seed gives the same text (default: random, "
+    p.add_argument("--seed", type=seed_int, help="seed for sampling: the same seed gives the same text (default: random, "
                    "reported in --json)")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads for torch (default: torch's choice)")
     p.add_argument("--json", metavar="PATH", help="also write the result as JSON to PATH")
     p.set_defaults(func=run)
 

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from .checks import check_writable, non_negative_int, positive_float, positive_int
+from .checks import check_writable, non_negative_int, positive_float, positive_int, seed_int
 
 DEFAULT_MINUTES = 3.0
 
@@ -48,7 +48,7 @@ def register(sub) -> None:
     t.add_argument("--tx", type=positive_int, help="input length (dates: 30; pairs: the longest source)")
     t.add_argument("--ty", type=positive_int, help="output length (dates: 10; pairs: the longest target)")
     t.add_argument("--lowercase", action="store_true", help="pairs: lower-case the sources")
-    t.add_argument("--seed", type=int, help="seed for the data split, weights and batches (default 0)")
+    t.add_argument("--seed", type=seed_int, help="seed for the data split, weights and batches (default 0)")
     t.add_argument("--threads", type=non_negative_int, default=1,
                    help="torch CPU threads while training (default 1; 0 keeps torch's own setting)")
     again = t.add_mutually_exclusive_group()
@@ -65,14 +65,14 @@ def register(sub) -> None:
     r.add_argument("run", help="run directory written by 'seq2seq train'")
     r.add_argument("text", nargs="?", help="text to translate; without it, one input per line is read from stdin")
     r.add_argument("--plot", metavar="PNG", help="write the attention heatmap of TEXT to this PNG file")
-    r.add_argument("--beam", type=int, default=1, help="beam width (feedback models; default 1: greedy)")
+    r.add_argument("--beam", type=positive_int, default=1, help="beam width (feedback models; default 1: greedy)")
     r.set_defaults(func=run_translate)
 
     e = cmds.add_parser("evaluate", help="exact-match and character accuracy on the held-out pairs")
     e.add_argument("run", help="run directory written by 'seq2seq train'")
     e.add_argument("--pairs", metavar="FILE.tsv", help="score these pairs instead of the run's heldout.tsv")
     e.add_argument("--json", metavar="PATH", help="also write the scores as JSON (exact_match, char_accuracy, n)")
-    e.add_argument("--beam", type=int, default=1)
+    e.add_argument("--beam", type=positive_int, default=1)
     e.set_defaults(func=run_evaluate)
 
 

@@ -25,7 +25,7 @@ from ..lm.run import RunFolder
 from ..lm.word import CELLS, DEFAULT_EPOCHS, PRESETS, WordConfig, canonical_corpus, train_word_model
 from ..training.callbacks import Callback
 from ..utils import atomic_write_text
-from .checks import check_writable
+from .checks import check_writable, int_range, positive_float, positive_int, rate, seed_int
 
 # Options of the word-level engine, as ``dest -> WordConfig field``; None means "not given".
 WORD_OPTIONS = {
@@ -56,8 +56,8 @@ def register(sub) -> None:
                       "of them (default: sonnets)")
     data.add_argument("--split", choices=("train", "valid", "test"), help="split of corpora that have them")
     data.add_argument("--decode-errors", choices=("strict", "replace"), help="undecodable bytes: fail (default) or replace")
-    data.add_argument("--max-len", type=int, metavar="N", help="n-gram length incl. the next word (default: longest line)")
-    data.add_argument("--num-words", type=int, metavar="N", help="keep only the N-1 most frequent words")
+    data.add_argument("--max-len", type=int_range(2, 1_000_000), metavar="N", help="n-gram length incl. the next word (default: longest line)")
+    data.add_argument("--num-words", type=int_range(2, 100_000_000), metavar="N", help="keep only the N-1 most frequent words")
     data.add_argument("--oov-token", metavar="TOKEN", help="token for words outside the vocabulary (default: drop them)")
     model = p.add_argument_group("model")
     model.add_argument("--preset", choices=list(PRESETS), help="a fixed, well-known architecture: " + "; ".join(
@@ -65,20 +65,20 @@ def register(sub) -> None:
     model.add_argument("--cell", choices=list(CELLS), help=f"recurrent cell: {', '.join(CELLS)} (default: lstm; "
                        f"mingru/minlstm are the parallel-scan cells); --level char: {', '.join(CHAR_CELLS)}")
     model.add_argument("--bidirectional", action="store_const", const=True, help="bidirectional recurrent layers")
-    model.add_argument("--embedding", type=int, metavar="N", help="word vector width (default: 100)")
-    model.add_argument("--hidden", type=int, metavar="N", help="units per recurrent layer (default: 150)")
-    model.add_argument("--layers", type=int, metavar="N", help="stacked recurrent layers (default: 1)")
-    model.add_argument("--dropout", type=float, metavar="RATE", help="dropout after each recurrent layer (default: 0)")
+    model.add_argument("--embedding", type=positive_int, metavar="N", help="word vector width (default: 100)")
+    model.add_argument("--hidden", type=positive_int, metavar="N", help="units per recurrent layer (default: 150)")
+    model.add_argument("--layers", type=positive_int, metavar="N", help="stacked recurrent layers (default: 1)")
+    model.add_argument("--dropout", type=rate, metavar="RATE", help="dropout after each recurrent layer (default: 0)")
     training = p.add_argument_group("training")
-    training.add_argument("--epochs", type=int, metavar="N",
+    training.add_argument("--epochs", type=positive_int, metavar="N",
                           help=f"total epochs to reach (default: the preset's, else {DEFAULT_EPOCHS})")
-    training.add_argument("--batch-size", type=int, metavar="N", help="default: 32")
-    training.add_argument("--lr", type=float, metavar="RATE", help="Adam learning rate (default: 0.001)")
-    training.add_argument("--seed", type=int, help="seed for weights and shuffling (default: 0)")
-    training.add_argument("--validation-split", type=float, metavar="FRACTION",
+    training.add_argument("--batch-size", type=positive_int, metavar="N", help="default: 32")
+    training.add_argument("--lr", type=positive_float, metavar="RATE", help="Adam learning rate (default: 0.001)")
+    training.add_argument("--seed", type=seed_int, help="seed for weights and shuffling (default: 0)")
+    training.add_argument("--validation-split", type=rate, metavar="FRACTION",
                           help="hold out the last FRACTION of the n-grams (default: 0)")
     output = p.add_argument_group("output")
-    output.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice; "
+    output.add_argument("--threads", type=positive_int, metavar="N", help="CPU threads for torch (default: torch's choice; "
                         "1 is often fastest on a busy machine)")
     output.add_argument("--plot", action="store_true", help="also draw metrics.png in the run folder")
     output.add_argument("--json", metavar="PATH", help="write the results as JSON to PATH")

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import initializers, regularizers
+from .. import initializers, limits, regularizers
 from .base import Layer, is_probing
 from .registry import register
 
@@ -45,7 +45,7 @@ class _Normalization(Layer):
     def _init_affine(self, epsilon, center, scale, beta_initializer, gamma_initializer, beta_regularizer,
                      gamma_regularizer, beta_constraint, gamma_constraint):
         _refuse_constraints(type(self).__name__, beta_constraint=beta_constraint, gamma_constraint=gamma_constraint)
-        self.epsilon = float(epsilon)
+        self.epsilon = float(limits.positive(f"{type(self).__name__}: epsilon", epsilon))
         self.center = bool(center)
         self.scale = bool(scale)
         self.beta_initializer = initializers.get(beta_initializer)
@@ -244,7 +244,7 @@ class BatchNormalization(_Normalization):
         if isinstance(axis, bool) or not isinstance(axis, int):
             raise TypeError(f"BatchNormalization: axis must be an integer, got {axis!r}")
         self.axis = axis
-        self.momentum = float(momentum)
+        self.momentum = float(limits.in_range("BatchNormalization: momentum", momentum, 0, 1))
         self.renorm_momentum = float(renorm_momentum)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)

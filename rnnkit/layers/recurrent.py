@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import activations, initializers, regularizers
+from . import _args
 from ._fused import fused_run
 from .base import Layer, as_tensor, format_shape, is_probing
 
@@ -71,8 +72,7 @@ class _Recurrence:
         bias_initializer, kernel_regularizer, recurrent_regularizer, bias_regularizer, dropout, recurrent_dropout,
     ):
         cls = type(self).__name__
-        if int(units) <= 0:
-            raise ValueError(f"{cls}: units must be a positive integer, got {units!r}")
+        units = _args.positive_int(cls, "units", units)  # LSTM(2.5) is refused, not truncated
         for arg, v in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= float(v) < 1.0:
                 raise ValueError(f"{cls}: {arg} must be in [0, 1), got {v!r}")

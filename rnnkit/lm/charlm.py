@@ -30,6 +30,7 @@ from ..layers._dropout import Dropout
 from ..layers._fusion import embedded_run
 from ..layers._lookup import embedding_lookup
 from . import fastgen
+from ..limits import refuse_large
 from .sampling import beam_search, check_sampling_args, sample_next
 
 if TYPE_CHECKING:
@@ -326,6 +327,8 @@ class CharLM(nn.Module):
             raise ValueError(f"num_samples must be an integer >= 1, got {num_samples!r}")
         if length < 0:
             raise ValueError(f"length must be >= 0, got {length}")
+        refuse_large(f"{num_samples:,} samples of {length:,} tokens", self.samples_bytes(num_samples, length),
+                     "generate fewer samples (num_samples / --num-samples) or fewer tokens at a time")
         plain = top_k is None and top_p is None and temperature != 0
         if plain:  # sample k takes row k of the draws: sample 0 has the single stream's uniforms
             uniforms = torch.rand(num_samples, length, generator=generator, dtype=torch.float64).T.contiguous()
@@ -344,6 +347,13 @@ class CharLM(nn.Module):
             out[:, i] = tokens
             logits, state = step(tokens, state)
         return out.tolist()
+
+    def samples_bytes(self, num_samples: int, length: int) -> int:
+        """Bytes `generate_many` allocates, about: per sample, its uniforms (float64), the
+        tokens (int64, then Python ints) for ``length`` steps, a row of logits with its float64
+        softmax and cumulative sum, and two copies of the carried state (float32)."""
+        state = sum(s.numel() * 4 for layer in self.initial_state(1) for s in layer)
+        return num_samples * (length * 24 + self.config.vocab_size * 20 + 2 * state)
 
     def _generate_batch(self, batch, prime_ids, length, temperature, top_k, top_p, generator, uniforms):
         """`generate_many` through a `BatchLSTM` holding ``num_samples`` copies of the primed

@@ -19,6 +19,8 @@ from typing import Any, Callable, Sequence
 
 import torch
 
+from ..limits import refuse_large
+
 __all__ = [
     "check_sampling_args",
     "filter_logits",
@@ -172,6 +174,10 @@ def beam_search(logits_fn: LogitsFn, advance_fn: AdvanceFn, state, steps: int, b
         and its total log-probability.
     """
     check_sampling_args(beam_width=beam_width)
+    if steps > 0:
+        refuse_large(f"beam search of width {beam_width:,} over {steps:,} tokens",
+                     beam_bytes(beam_width, steps, logits_fn(state).shape[-1], state),
+                     "use a narrower beam (beam_width / --beam-width) or fewer tokens")
     scores = torch.zeros(1)
     history = torch.zeros((1, 0), dtype=torch.long)
     with torch.no_grad():
@@ -187,6 +193,19 @@ def beam_search(logits_fn: LogitsFn, advance_fn: AdvanceFn, state, steps: int, b
             history = torch.cat([history[rows], tokens[:, None]], dim=1)
             state = advance_fn(select_fn(state, rows), tokens)
     return history[0].tolist(), float(scores[0])
+
+
+def beam_bytes(beam_width: int, steps: int, vocab: int, state) -> int:
+    """Bytes `beam_search` allocates at its widest, about: per beam, four float32 rows of
+    ``vocab`` scores (logits, log-probabilities, candidates, their filter), two int64
+    histories of ``steps`` tokens, and three copies of ``state`` (one context's state, any
+    nesting of tensors)."""
+    def nbytes(s) -> int:
+        if isinstance(s, torch.Tensor):
+            return s.numel() * s.element_size()
+        return sum(nbytes(t) for t in s) if isinstance(s, (list, tuple)) else 0
+
+    return beam_width * (vocab * 16 + steps * 16 + 3 * nbytes(state))
 
 
 def _batch_size(logits_fn: LogitsFn, state) -> int:

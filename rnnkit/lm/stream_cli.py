@@ -19,7 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..cli.checks import check_writable, device_name, non_negative_int, positive_float, positive_int
+from ..cli.checks import (check_writable, device_name, non_negative_float, non_negative_int, open_fraction,
+                          positive_float, positive_int, rate, seed_int, share, unit_interval)
 from ..utils import atomic_write_text
 from .charlm import CELLS, PRECISIONS
 from .stream_train import LEVEL_DEFAULTS, PRESETS
@@ -62,14 +63,14 @@ def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) ->
         parser.add_argument("--batch-size", type=positive_int, help=f"parallel streams (per process under torchrun; default {c['batch_size']})")
         parser.add_argument("--seq-len", type=positive_int, help=f"BPTT steps per batch (char {c['seq_len']}, word {w['seq_len']})")
         parser.add_argument("--lr", type=positive_float, help=f"peak learning rate (char {c['lr']}, word {w['lr']})")
-        parser.add_argument("--seed", type=int, help="seed for weights and dropout (default 0)")
+        parser.add_argument("--seed", type=seed_int, help="seed for weights and dropout (default 0)")
         parser.add_argument("--decode-errors", choices=("strict", "replace"),
                             help="undecodable bytes in the corpus: fail (default) or replace with U+FFFD")
     parser.add_argument("--preset", choices=sorted(PRESETS), help="named settings; options you give override them")
     parser.add_argument("--resume", nargs="?", const="last", choices=("last", "best"),
                         help="continue the run in --out from its last (default) or best checkpoint")
     parser.add_argument("--cell", choices=tuple(CELLS), help="recurrent cell (default lstm)")
-    parser.add_argument("--dropout", type=float, help="dropout on embedding, between layers, before the head; with --residual on the embedding and "
+    parser.add_argument("--dropout", type=rate, help="dropout on embedding, between layers, before the head; with --residual on the embedding and "
                         "every residual branch (char 0, word 0.3)")
     parser.add_argument("--tie-weights", action=argparse.BooleanOptionalAction, default=None,
                         help="share embedding and output weights (needs --embedding = --hidden; word default)")
@@ -81,11 +82,11 @@ def add_train_arguments(parser: argparse.ArgumentParser, shared: bool = True) ->
     parser.add_argument("--epochs", type=positive_float, help="stop after this many passes over the training text")
     parser.add_argument("--minutes", type=positive_float, help="wall-clock budget, evaluation and saving included")
     parser.add_argument("--schedule", choices=("cosine", "plateau", "constant"), help="learning-rate schedule after warm-up (default cosine)")
-    parser.add_argument("--warmup", type=int, help="warm-up steps (default 50)")
-    parser.add_argument("--min-lr-ratio", type=float, help="cosine floor as a fraction of --lr (default 0.1)")
-    parser.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0)")
-    parser.add_argument("--clip", type=float, help="global gradient-norm clip, 0 = off (default 1.0)")
-    parser.add_argument("--val-fraction", type=float,
+    parser.add_argument("--warmup", type=non_negative_int, help="warm-up steps (default 50)")
+    parser.add_argument("--min-lr-ratio", type=unit_interval, help="cosine floor as a fraction of --lr (default 0.1)")
+    parser.add_argument("--weight-decay", type=non_negative_float, help="AdamW weight decay (default 0)")
+    parser.add_argument("--clip", type=non_negative_float, help="global gradient-norm clip, 0 = off (default 1.0)")
+    parser.add_argument("--val-fraction", type=open_fraction,
                         help="last fraction of the text held out (default 0.1; corpora with a valid split use it)")
     parser.add_argument("--eval-every", type=positive_int, help="validate and checkpoint every N steps (default 500)")
     parser.add_argument("--log-every", type=positive_int, help="metrics.jsonl line every N steps (default 10)")
@@ -155,17 +156,17 @@ def add_generate_arguments(parser: argparse.ArgumentParser, run_argument: bool =
         parser.add_argument("run", help="run folder (or a .safetensors checkpoint) written by training")
     parser.add_argument("--prime", default="", help="text fed to the model first (default: a newline)")
     how_many = parser.add_mutually_exclusive_group()
-    how_many.add_argument("--length", type=int, default=500, help="tokens to generate (default 500)")
+    how_many.add_argument("--length", type=non_negative_int, default=500, help="tokens to generate (default 500)")
     how_many.add_argument("--words", type=non_negative_int, metavar="N",
                           help="word-level runs: words to generate (the same as --length there)")
-    parser.add_argument("--temperature", type=float, help="softmax temperature; 0 = greedy (default 1.0)")
+    parser.add_argument("--temperature", type=non_negative_float, help="softmax temperature; 0 = greedy (default 1.0)")
     parser.add_argument("--top-k", type=positive_int, help="sample among the k most likely tokens")
-    parser.add_argument("--top-p", type=float, help="sample among the most likely tokens holding this probability")
+    parser.add_argument("--top-p", type=share, help="sample among the most likely tokens holding this probability")
     parser.add_argument("--beam-width", type=positive_int, help="beam search instead of sampling (short completions)")
     parser.add_argument("--num-samples", type=positive_int, default=1, metavar="N",
                         help="N independent samples generated together as one batch (printed when done; many "
                              "times the characters per second of one stream); default 1, streamed")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed: same seed, same text (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="sampling seed: same seed, same text (default 0)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (default best)")
     parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
                         help="weights for the per-token steps: fp32 (default), fp16 or int8 (fbgemm: fewer bytes a "

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .. import distributed
+from .. import distributed, limits
 from ..allocator import keep_freed_memory
 from ..utils import atomic_write_text, check_folder_path
 from . import checkpoint as ckpt
@@ -96,23 +96,24 @@ class TrainConfig:
             raise ValueError(f"level must be 'char' or 'word', got {self.level!r}")
         if self.schedule not in ("cosine", "plateau", "constant"):
             raise ValueError(f"schedule must be 'cosine', 'plateau' or 'constant', got {self.schedule!r}")
-        for name in ("batch_size", "seq_len", "eval_every", "log_every"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        for name in ("steps", "epochs", "minutes"):
-            v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise ValueError(f"{name} must be positive, got {v!r}")
+        for name in ("batch_size", "seq_len", "eval_every", "log_every", "steps"):
+            if name != "steps" or self.steps is not None:
+                limits.integer(name, getattr(self, name), 1)
+        for name in ("epochs", "minutes"):
+            if getattr(self, name) is not None:
+                limits.positive(name, getattr(self, name))
         if self.steps is None and self.epochs is None and self.minutes is None:
             raise ValueError("set a budget: steps, epochs or minutes")
-        if not self.lr > 0:
-            raise ValueError(f"learning rate must be positive, got {self.lr!r}")
-        if self.warmup_steps < 0 or self.clip < 0 or self.weight_decay < 0:
-            raise ValueError("warmup_steps, clip and weight_decay must be >= 0")
-        if not 0.0 <= self.min_lr_ratio <= 1.0:
-            raise ValueError(f"min_lr_ratio (--min-lr-ratio) must be in [0, 1], got {self.min_lr_ratio!r}")
-        if self.val_fraction is not None and not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction (--val-fraction) must be in (0, 1), got {self.val_fraction!r}")
+        limits.positive("lr (the learning rate)", self.lr)
+        limits.integer("warmup_steps", self.warmup_steps)
+        limits.non_negative("clip", self.clip)
+        limits.non_negative("weight_decay", self.weight_decay)
+        limits.in_range("min_lr_ratio (--min-lr-ratio)", self.min_lr_ratio, 0, 1)
+        limits.positive("plateau_factor", self.plateau_factor)
+        limits.integer("plateau_patience", self.plateau_patience)
+        if self.val_fraction is not None:
+            limits.in_range("val_fraction (--val-fraction)", self.val_fraction, 0, 1, True, True)
+        limits.seed("seed", self.seed)
 
 
 MODEL_KEYS = tuple(f.name for f in fields(CharLMConfig) if f.name != "vocab_size")
@@ -392,7 +393,11 @@ def train(
     clipping, so N processes with batch B follow the run of one process with batch N*B
     (dropout aside: each process draws its own masks). Validation is shared out the same
     way and summed. Only rank 0 prints and writes the run folder; checkpoints hold every
-    process's carried state and RNG state, and resume under the same N only. Stops (budget,
+    process's carried state and RNG state, and resume exactly under the same N. Under another
+    number M (a run started by ``torchrun`` on two machines, continued on a laptop, or an
+    elastic ``--nnodes=1:4`` restart) the run continues: weights, optimizer moments, step
+    count and schedule carry over, and the M x batch_size streams are re-cut at the same
+    share of the epoch, from zero state (a note says so). Stops (budget,
     Ctrl-C, ``on_log``) are agreed by all processes at the same step. The call joins the
     process group (gloo on CPU, NCCL on CUDA) and leaves it on return, unless the caller
     had joined it already.
@@ -430,8 +435,7 @@ def _train(out: Path, resume, progress: str, on_log, options: dict, overwrite: b
     main = rank == 0
     saved_tensors, saved = _open_run(out, resume, overwrite)
     model_opts, config, notes = resolve_config(options, saved)
-    if saved and saved["data"].get("world_size", 1) != world:
-        raise ValueError(_world_mismatch(saved["data"].get("world_size", 1), world, config.batch_size))
+    saved_world = saved["data"].get("world_size", 1) if saved else world
     log = _Display(progress if main else "none", config)
     for note in notes:
         log.note(f"resume: {note}")
@@ -469,19 +473,34 @@ def _train(out: Path, resume, progress: str, on_log, options: dict, overwrite: b
     step, epoch, pos, elapsed_before, saved_step = 0, 0, 0, 0.0, None
     best_val, last_val, plateau = None, None, {"scale": 1.0, "best": None, "bad": 0}
     window = {"loss_sum": 0.0, "count": 0, "tokens": 0, "train_s": 0.0}
+    # Where the present number of processes took over: an epochs budget counts the epochs
+    # left from there in this world's steps (zero for a run that never changed its world).
+    since = {"step": 0, "epochs": 0.0}
     state = model.initial_state(config.batch_size, device)
     if saved:
         model.load_state_dict(ckpt.unpack("model", saved_tensors))
         ckpt.load_optimizer(optimizer, ckpt.unpack("optim", saved_tensors), saved["optimizer"])
-        state = _unpack_state(ckpt.unpack("state", saved_tensors), model, device)
-        if world > 1:  # the checkpoint holds every process's streams, in rank order
-            rows = slice(rank * config.batch_size, (rank + 1) * config.batch_size)
-            state = [[s[rows].contiguous() for s in layer] for layer in state]
-        ckpt.set_rank_rng(ckpt.unpack("rng", saved_tensors), rank)
         p = saved["progress"]
         step, epoch, pos, elapsed_before = p["step"], p["epoch"], p["pos"], p["elapsed_s"]
         best_val, last_val, plateau, window = p["best_val"], p["val_loss"], p["plateau"], p["window"]
+        since = p.get("since", since)
         saved_step = step
+        if saved_world == world:
+            state = _unpack_state(ckpt.unpack("state", saved_tensors), model, device)
+            if world > 1:  # the checkpoint holds every process's streams, in rank order
+                rows = slice(rank * config.batch_size, (rank + 1) * config.batch_size)
+                state = [[s[rows].contiguous() for s in layer] for layer in state]
+            ckpt.set_rank_rng(ckpt.unpack("rng", saved_tensors), rank)
+        else:  # elastic: the same share of the epoch in streams of another length, from zero state
+            old_len = (len(train_ids) - 1) // (saved_world * config.batch_size)  # as StreamBatcher cut them
+            pos = _recut(pos, old_len, batcher.stream_len, config.seq_len)
+            since = {"step": step, "epochs": epoch + p["pos"] / old_len}
+            if rank < saved_world:
+                ckpt.set_rank_rng(ckpt.unpack("rng", saved_tensors), rank)
+            else:  # a process the run did not have: dropout masks of its own
+                torch.manual_seed(config.seed + 1_000_003 * (rank + 1) + step)
+            log.note(_elastic_note(saved_world, world, config.batch_size, since["epochs"] - epoch, pos,
+                                   batcher.stream_len))
         log.note(f"resumed {out} at step {step:,} (epoch {epoch + 1}, {elapsed_before:.0f}s so far)")
     # DistributedDataParallel averages the gradients over the processes during backward,
     # so clipping and the optimizer see the gradient of the whole global batch.
@@ -518,7 +537,7 @@ def _train(out: Path, resume, progress: str, on_log, options: dict, overwrite: b
                      "text_crc32": text_crc},
             "optimizer": groups,
             "progress": {"step": step, "epoch": epoch, "pos": pos, "elapsed_s": elapsed(), "best_val": best_val,
-                         "val_loss": last_val, "plateau": plateau, "window": window},
+                         "val_loss": last_val, "plateau": plateau, "window": window, "since": since},
         }
         tensors = {**ckpt.pack("model", model.state_dict()), **ckpt.pack("optim", optim_tensors),
                    **ckpt.pack("state", _pack_state(states)), **ckpt.pack("rng", rng)}
@@ -583,7 +602,8 @@ def _train(out: Path, resume, progress: str, on_log, options: dict, overwrite: b
     # ---- budgets
     total_steps = config.steps
     if config.epochs is not None:
-        by_epochs = max(1, round(config.epochs * batcher.steps_per_epoch))
+        left = round((config.epochs - since["epochs"]) * batcher.steps_per_epoch)
+        by_epochs = max(1, left) if not since["step"] else since["step"] + max(0, left)
         total_steps = by_epochs if total_steps is None else min(total_steps, by_epochs)
     budget_s = config.minutes * 60 if config.minutes is not None else None
 
@@ -747,13 +767,20 @@ def _open_run(out: Path, resume, overwrite: bool = False) -> tuple[dict | None, 
     return (loaded[0], loaded[1]) if loaded else (None, None)
 
 
-def _world_mismatch(started: int, now: int, batch_size: int) -> str:
+def _recut(pos: int, old_len: int, new_len: int, seq_len: int) -> int:
+    """The position in streams of ``new_len`` tokens at the share of the epoch that ``pos``
+    was in streams of ``old_len``: rounded down to a whole batch, as positions advance."""
+    return min(new_len, pos * new_len // max(old_len, 1) // seq_len * seq_len)
+
+
+def _elastic_note(started: int, now: int, batch_size: int, share: float, pos: int, stream_len: int) -> str:
     def procs(n):
         return f"{n} process{'es' if n > 1 else ''}"
 
-    return (f"cannot resume: the run was started under {procs(started)} ({started} x {batch_size} streams) and this is "
-            f"{procs(now)}; its carried streams only continue under {procs(started)} "
-            f"(torchrun --nnodes x --nproc_per_node = {started})")
+    return (f"the run was trained by {procs(started)} and continues under {procs(now)}: its {started * batch_size} "
+            f"streams are re-cut into {now * batch_size} at {share:.1%} of the epoch (position {pos:,} of "
+            f"{stream_len:,}), with the carried state reset to zeros; weights, optimizer and schedule carry over "
+            f"(an exact resume needs {procs(started)})")
 
 
 def _crc32(ids: np.ndarray) -> int:

@@ -30,6 +30,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .. import limits
 from ..layers import GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, MinGRU, MinLSTM, SimpleRNN
 from ..models import Sequential
 from ..regularizers import l2
@@ -181,8 +182,8 @@ class WordConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not 0.0 <= self.validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {self.validation_split!r}")
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be positive, got {self.learning_rate!r}")
+        limits.positive("learning_rate", self.learning_rate)
+        limits.seed("seed", self.seed)
         if self.max_len is not None and self.max_len < 2:
             raise ValueError(f"max_len must be >= 2 (one input word and the word to predict), got {self.max_len!r}")
         if self.num_words is not None and self.num_words < 2:

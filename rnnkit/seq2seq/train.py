@@ -24,6 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .. import limits
 from ..allocator import keep_freed_memory
 from ..saving.native import join_optimizer_state, split_optimizer_state
 from . import checkpoint
@@ -65,11 +66,12 @@ class TrainConfig:
             raise ValueError("give a training budget: --epochs N or --minutes M")
         if self.epochs is not None and self.epochs <= 0:
             raise ValueError(f"--epochs must be a positive integer, got {self.epochs}")
-        if self.minutes is not None and not self.minutes > 0:
-            raise ValueError(f"--minutes must be positive, got {self.minutes}")
-        if self.batch_size <= 0 or not self.learning_rate > 0:
-            raise ValueError(f"batch size and learning rate must be positive, "
-                             f"got {self.batch_size}, {self.learning_rate}")
+        if self.minutes is not None:
+            limits.positive("minutes (--minutes)", self.minutes)
+        limits.integer("batch_size (--batch-size)", self.batch_size, 1)
+        limits.positive("learning_rate (--lr)", self.learning_rate)
+        limits.in_range("min_lr_ratio", self.min_lr_ratio, 0, 1)
+        limits.seed("seed (--seed)", self.seed)
 
 
 def batch_order(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, bucket: bool) -> list[np.ndarray]:

@@ -417,6 +417,19 @@ def _verbosity(verbose):
     return int(verbose)
 
 
+def _check_count(value, what: str) -> int:
+    """``epochs`` / ``initial_epoch``: a whole number >= 0 (0 epochs trains nothing, as Keras)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{what} must be a whole number >= 0, got {value!r}")
+    return int(value)
+
+
+def _check_verbose(verbose) -> None:
+    """Keras's ``verbose``: ``"auto"``, 0 (silent), 1 (progress bar) or 2 (one line per epoch)."""
+    if not (verbose == "auto" or (isinstance(verbose, (int, np.integer)) and 0 <= verbose <= 2)):
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+
+
 def _check_steps(steps, what="steps"):
     """``steps``-like arguments: None (all batches) or a positive number of batches."""
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1):
@@ -477,8 +490,13 @@ def fit(model, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callba
         raise TypeError(f"fit() got unexpected argument(s): {', '.join(sorted(kwargs))}")
     _require_compiled(model)
     keep_freed_memory()  # steps reuse freed activations instead of faulting in fresh pages
+    epochs, initial_epoch = _check_count(epochs, "epochs"), _check_count(initial_epoch, "initial_epoch")
+    _check_verbose(verbose)
     steps_per_epoch = _check_steps(steps_per_epoch, "steps_per_epoch")
     validation_steps = _check_steps(validation_steps, "validation_steps")
+    if validation_batch_size is not None and (isinstance(validation_batch_size, bool) or not isinstance(
+            validation_batch_size, (int, np.integer)) or validation_batch_size < 1):
+        raise ValueError(f"validation_batch_size must be a positive whole number or None, got {validation_batch_size!r}")
     validation_freq = _check_freq(validation_freq)
     if sample_weight is not None and class_weight is not None:
         raise ValueError("give sample_weight or class_weight, not both (Keras refuses both too)")
@@ -700,6 +718,7 @@ def evaluate(model, x=None, y=None, batch_size=None, verbose=0, sample_weight=No
     if kwargs:
         raise TypeError(f"evaluate() got unexpected argument(s): {', '.join(sorted(kwargs))}")
     _require_compiled(model)
+    _check_verbose(verbose)
     steps = _check_steps(steps)  # Keras: only the first `steps` batches
     adapter = _adapt(model, x, y, sample_weight, batch_size=batch_size)
     if isinstance(adapter, data_mod.ArrayData):
@@ -734,6 +753,7 @@ def _concat(parts):
 def predict(model, x, batch_size=None, verbose=0, steps=None, **kwargs):
     if kwargs:
         raise TypeError(f"predict() got unexpected argument(s): {', '.join(sorted(kwargs))}")
+    _check_verbose(verbose)
     steps = _check_steps(steps)  # Keras: only the first `steps` batches
     adapter = _adapt(model, x, batch_size=batch_size)
     custom = _overrides(model, "predict_step")

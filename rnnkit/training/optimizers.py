@@ -10,6 +10,7 @@ together, ``clipvalue`` clips element-wise.
 from __future__ import annotations
 
 import inspect
+import math
 
 import torch
 
@@ -63,8 +64,8 @@ class Optimizer:
             if callable(learning_rate):
                 raise ValueError(f"{cls}: learning_rate must be a number or a keras.optimizers.schedules "
                                  f"schedule, got {learning_rate!r}")
-            if float(learning_rate) <= 0:
-                raise ValueError(f"{cls}: learning_rate must be positive, got {learning_rate!r}")
+            if not 0 < float(learning_rate) < math.inf:
+                raise ValueError(f"{cls}: learning_rate must be a finite number > 0, got {learning_rate!r}")
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError(f"{cls}: set at most one of clipnorm, clipvalue and global_clipnorm "
                              f"(got clipnorm={clipnorm}, clipvalue={clipvalue}, global_clipnorm={global_clipnorm})")

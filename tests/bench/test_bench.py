@@ -108,7 +108,6 @@ def test_sweep_plot_draws_lines(tmp_path):
     (["--cells", "lstm,tcn"], "unknown cell(s) tcn; expected names from dense, conv1d,"),
     (["--seq-len", "32,abc"], "seq_len must be comma-separated positive integers"),
     (["--seq-len", "0"], "seq_len must be a positive integer, got 0"),
-    (["--batch-size", "-4"], "batch_size must be a positive integer, got -4"),
     (["--device", "cuda:7"] if not torch.cuda.is_available() else ["--steps", "0"], ""),
     (["--json", "/proc/bench.json"], "--json /proc/bench.json: cannot write there"),
     (["--plot", "plot.txt"], "--plot writes a PNG file; got 'plot.txt' (use a .png name)"),

@@ -19,14 +19,24 @@ def sonnet_slice(data_dir, tmp_path):
 
 
 def one_error_line(capsys, code):
+    """The one error line (the command's, or argparse's for an option out of range)."""
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 2 and len(err) == 1 and err[0].startswith("rnnkit: error: "), err
+    assert code == 2 and len(err) == 1 and err[0].startswith(("rnnkit: error: ", "rnnkit train: error: ",
+                                                              "rnnkit generate: error: ")), err
     return err[0]
+
+
+def exit_code(argv):
+    """`main`'s exit status, whether it returns it or argparse exits with it."""
+    try:
+        return main(argv)
+    except SystemExit as exited:
+        return exited.code
 
 
 def test_train_generate_resume_end_to_end(sonnet_slice, tmp_path, capsys, monkeypatch):
     run_dir, report = tmp_path / "run", tmp_path / "train.json"
-    code = main(["train", "--level", "word", "--corpus", str(sonnet_slice), "--out", str(run_dir), "--epochs", "2",
+    code = exit_code(["train", "--level", "word", "--corpus", str(sonnet_slice), "--out", str(run_dir), "--epochs", "2",
                  "--validation-split", "0.1", "--json", str(report), *TINY])
     out = capsys.readouterr().out
     assert code == 0 and "Total params:" in out and "Epoch 2/2" in out
@@ -59,9 +69,9 @@ def test_train_generate_resume_end_to_end(sonnet_slice, tmp_path, capsys, monkey
     assert main(["train", "--level", "word", "--corpus", sonnet_slice.name, "--out", str(run_dir), "--resume",
                  "--epochs", "3", "--quiet", *TINY]) == 0
     assert [e["epoch"] for e in json.loads((run_dir / "metrics.json").read_text())["epochs"]] == [1, 2, 3]
-    code = main(["train", "--out", str(run_dir), "--resume", "--hidden", "32"])
+    code = exit_code(["train", "--out", str(run_dir), "--resume", "--hidden", "32"])
     assert "only --epochs can change" in one_error_line(capsys, code)
-    code = main(["train", "--corpus", str(sonnet_slice), "--out", str(run_dir), *TINY])
+    code = exit_code(["train", "--corpus", str(sonnet_slice), "--out", str(run_dir), *TINY])
     assert "already holds a run" in one_error_line(capsys, code)
 
 
@@ -71,13 +81,13 @@ def test_train_generate_resume_end_to_end(sonnet_slice, tmp_path, capsys, monkey
 def test_unusable_corpus(tmp_path, capsys, content, message):
     corpus = tmp_path / "c.txt"
     corpus.write_text(content)
-    code = main(["train", "--corpus", str(corpus), "--out", str(tmp_path / "run")])
+    code = exit_code(["train", "--corpus", str(corpus), "--out", str(tmp_path / "run")])
     assert message in one_error_line(capsys, code)
     assert not (tmp_path / "run").exists()
 
 
 def test_unknown_corpus_lists_the_known_ones(tmp_path, capsys):
-    code = main(["train", "--corpus", "sonets", "--out", str(tmp_path / "run")])
+    code = exit_code(["train", "--corpus", "sonets", "--out", str(tmp_path / "run")])
     line = one_error_line(capsys, code)
     assert "unknown corpus 'sonets'" in line and "sonnets" in line and "tiny-shakespeare" in line
 
@@ -90,7 +100,7 @@ def test_unknown_corpus_lists_the_known_ones(tmp_path, capsys):
     (["generate", "{tmp}/nowhere"], "no such run folder"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, argv, message):
-    code = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    code = exit_code([a.replace("{tmp}", str(tmp_path)) for a in argv])
     assert message in one_error_line(capsys, code)
 
 
@@ -98,9 +108,9 @@ def test_bad_generation_options(tmp_path, capsys, sonnet_slice):
     run_dir = tmp_path / "run"
     assert main(["train", "--corpus", str(sonnet_slice), "--out", str(run_dir), "--epochs", "1", "--max-len", "4",
                  "--quiet", *TINY]) == 0
-    for extra, message in ((["--top-p", "1.5"], "top_p"), (["--beam-width", "2", "--temperature", "0.5"], "drop --temperature"),
-                           (["--temperature", "-1"], "temperature"), (["--words", "-3"], "words")):
-        code = main(["generate", str(run_dir), "--prime", "so", *extra])
+    for extra, message in ((["--top-p", "1.5"], "--top-p"), (["--beam-width", "2", "--temperature", "0.5"], "drop --temperature"),
+                           (["--temperature=-1"], "--temperature"), (["--words=-3"], "--words")):
+        code = exit_code(["generate", str(run_dir), "--prime", "so", *extra])
         assert message in one_error_line(capsys, code), extra
 
 
@@ -161,15 +171,15 @@ def snapshot(folder):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--out", "{run}", "--resume", "--cell", "gru"], "only --epochs can change"),
-    (["train", "--out", "{run}", "--resume", "--epochs", "0"], "epochs must be a positive integer"),
+    (["train", "--out", "{run}", "--resume", "--epochs", "0"], "argument --epochs: expected an integer >= 1, got 0"),
     (["train", "--out", "{run}", "--corpus", "sonnets"], "already holds a run"),
-    (["generate", "{run}", "--top-k", "0"], "top_k"),
-    (["generate", "{run}", "--beam-width", "0"], "beam_width"),
+    (["generate", "{run}", "--top-k", "0"], "argument --top-k"),
+    (["generate", "{run}", "--beam-width", "0"], "argument --beam-width"),
     (["generate", "{run}", "--beam-width", "3", "--top-k", "2"], "beam search"),
 ])
 def test_refused_commands_leave_the_run_and_json_untouched(small_run, tmp_path, capsys, argv, message):
     before, report = snapshot(small_run), tmp_path / "out.json"
-    code = main([a.replace("{run}", str(small_run)) for a in argv] + ["--json", str(report)])
+    code = exit_code([a.replace("{run}", str(small_run)) for a in argv] + ["--json", str(report)])
     assert message in one_error_line(capsys, code)
     assert snapshot(small_run) == before and not report.exists()
 
@@ -178,7 +188,7 @@ def test_refused_commands_leave_the_run_and_json_untouched(small_run, tmp_path, 
     # a corpus file of its own: the check must not depend on the shared corpora (or the network)
     (lambda d: ((d / "run").write_text("x"), (d / "c.txt").write_text("shall i compare thee\nto a day\n")),
      ["train", "--out", "{d}/run", "--corpus", "{d}/c.txt"], "is a file"),
-    (lambda d: None, ["train", "--out", "{d}/run", "--epochs", "0"], "epochs must be a positive integer"),
+    (lambda d: None, ["train", "--out", "{d}/run", "--epochs", "0"], "argument --epochs: expected an integer >= 1, got 0"),
     (lambda d: None, ["train", "--out", "{d}/run", "--resume"], "no such run folder"),
     (lambda d: (d / "run").mkdir(), ["train", "--out", "{d}/run", "--resume"], "not an rnnkit run folder"),
     (lambda d: None, ["generate", "{d}/run.txt"], "no such run folder"),
@@ -186,7 +196,7 @@ def test_refused_commands_leave_the_run_and_json_untouched(small_run, tmp_path, 
 def test_bad_output_folders(tmp_path, capsys, setup, argv, message):
     setup(tmp_path)
     before = sorted(p.name for p in tmp_path.rglob("*"))
-    code = main([a.replace("{d}", str(tmp_path)) for a in argv])
+    code = exit_code([a.replace("{d}", str(tmp_path)) for a in argv])
     assert message in one_error_line(capsys, code)
     assert sorted(p.name for p in tmp_path.rglob("*")) == before
 
@@ -257,13 +267,13 @@ def test_help_lists_cells_for_both_levels_and_the_presets(capsys, monkeypatch):
 
 def test_a_refused_validation_split_leaves_no_run_folder(sonnet_slice, tmp_path, capsys):
     run = tmp_path / "run"
-    code = main(["train", "--level", "word", "--corpus", str(sonnet_slice), "--out", str(run), "--epochs", "1",
+    code = exit_code(["train", "--level", "word", "--corpus", str(sonnet_slice), "--out", str(run), "--epochs", "1",
                  "--validation-split", "0.9999", *SMALL])
     assert "leaves no training or no validation samples" in one_error_line(capsys, code)
     assert not run.exists()
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    code = main(["train", "--level", "word", "--corpus", str(sonnet_slice), "--out", str(run), "--epochs", "1",
+    code = exit_code(["train", "--level", "word", "--corpus", str(sonnet_slice), "--out", str(run), "--epochs", "1",
                  "--json", str(blocker / "r.json"), *SMALL])
     assert "is a file, not a folder" in one_error_line(capsys, code)
     assert not run.exists()  # refused before training

@@ -3,15 +3,16 @@
 2 processes x batch B train exactly what 1 process x batch 2B trains (``torchrun -m rnnkit
 train --level char``); only rank 0 writes; a 2-process run (with dropout) stopped, resumed,
 losing a process and resumed again equals the uninterrupted one; a text too short for 2 x B
-streams, a resume under another number of processes and processes launched with
-different options are refused with one-line errors.
+streams and processes launched with different options are refused with one-line errors;
+a run continues under another number of processes (2 then 1, 1 then 2 by torchrun's
+elastic mode) from its weights, optimizer and schedule.
 
 Apart from the torchrun run, the processes are started the way torchrun starts them
 (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``... in the environment) without its agent
 process, which costs a torch import (seconds) per launch on this 2-core machine."""
 import json
 import os
-import socket
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +20,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rnnkit.lm.charlm import CharLM, CharLMConfig
-from rnnkit.lm.checkpoint import load_checkpoint
-from rnnkit.lm.stream_train import _score_streams, train
-from rnnkit.lm.streams import StreamBatcher
+from rnnkit.lm.checkpoint import load_checkpoint, load_optimizer, unpack
+from rnnkit.lm.stream_train import TrainConfig, _score_streams, learning_rate, load_stream_data, train
+from rnnkit.lm.streams import StreamBatcher, Vocab
+from tests import launch
+from tests.launch import torchrun_command
 
 WORKER = Path(__file__).with_name("stream_ddp_worker.py")
 # A tiny model; no dropout (each process draws its own masks); 30 steps of 22 an epoch for 8 streams.
@@ -35,31 +39,17 @@ B = 4  # streams per process
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "RNNKIT_DIST_TIMEOUT": "30"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def torchrun(*args):
     """``torchrun --nproc_per_node=2 ARGS`` on loopback; must succeed."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--nnodes=1",
-           "--master_addr=127.0.0.1", f"--master_port={free_port()}", *map(str, args)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=ENV)
+    done = subprocess.run(torchrun_command(2, *args), capture_output=True, text=True, timeout=120, env=ENV)
     assert done.returncode == 0, f"torchrun failed ({done.returncode}):\n{done.stderr[-3000:]}"
     return done
 
 
-def spawn(*args):
-    """Two processes of ``python ARGS`` with torchrun's environment; ``(return codes, stdout, stderr)``."""
-    port = free_port()
-    procs = [subprocess.Popen([sys.executable, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env={**ENV, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
-                                              "LOCAL_WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-                                              "MASTER_PORT": str(port)})
-             for r in range(2)]
-    outs = [p.communicate(timeout=120) for p in procs]
-    return [p.returncode for p in procs], "".join(o for o, _ in outs), "".join(e for _, e in outs)
+def spawn(*args, world=2):
+    """``world`` processes of ``python ARGS`` with torchrun's environment; ``(return codes, stdout, stderr)``."""
+    codes, outs = launch.spawn([sys.executable, *args], world, ENV)
+    return codes, "".join(o for o, _ in outs), "".join(e for _, e in outs)
 
 
 def worker(out, *flags, check=True, **options):
@@ -137,11 +127,63 @@ def test_stopped_resumed_and_killed_two_process_runs_end_like_the_uninterrupted_
     assert_same_run(tmp_path / "whole" / "rank0", tmp_path / "rank0")
 
 
-def test_resuming_under_another_number_of_processes_is_refused(two_process_run):
-    run, _ = two_process_run
-    with pytest.raises(ValueError, match=r"^cannot resume: the run was started under 2 processes \(2 x 4 streams\) "
-                                         r"and this is 1 process; .*--nproc_per_node = 2\)$"):
-        train(run, resume=True, steps=40, progress="none")
+def test_a_two_process_run_continues_under_one_process_from_its_weights_optimizer_and_schedule(
+        two_process_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(two_process_run[0], run)  # the fixture's run stays as it was, for the other tests
+    saved_tensors, saved = load_checkpoint(run / "last.safetensors")
+    train(run, resume=True, steps=31, log_every=1, progress="lines")  # one step under 1 process
+    err = capsys.readouterr().err
+    assert err.count("note: the run was trained by 2 processes and continues under 1 process: its 8 streams are "
+                     "re-cut into 4 at 38.0% of the epoch (position 512 of 1,349), with the carried state reset to "
+                     "zeros; weights, optimizer and schedule carry over (an exact resume needs 2 processes)\n") == 1
+    assert json.loads((run / "config.json").read_text())["world_size"] == 1
+    assert sorted(metrics(run)) == list(range(2, 31, 2)) + [31]
+
+    # That step, by hand: from the saved weights and AdamW moments, at the step-30 schedule,
+    # on the 4 one-process streams from position 512 (256 of 674 before) with zero state.
+    config = TrainConfig(**{**saved["train"], "steps": 31})
+    vocab, train_ids, _, _ = load_stream_data(config, Vocab.from_dict(saved["vocab"]))
+    assert saved["progress"]["pos"] == 256 and (len(train_ids) - 1) // 8 == 674
+    model = CharLM(CharLMConfig.from_dict(saved["model"]))
+    model.load_state_dict(unpack("model", saved_tensors))
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, betas=(0.9, 0.99), weight_decay=config.weight_decay,
+                                  fused=True)
+    load_optimizer(optimizer, unpack("optim", saved_tensors), saved["optimizer"])
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(config, 30, (30 - 3) / (31 - 3), 1.0)
+    x, y = StreamBatcher(train_ids, B, 32).batch(512)
+    logits, _ = model(x, model.initial_state(B))
+    F.cross_entropy(logits.flatten(0, 1), y.flatten()).backward()
+    torch.nn.utils.clip_grad_norm_(params, config.clip)
+    optimizer.step()
+    resumed, meta = load_checkpoint(run / "last.safetensors")
+    assert meta["progress"]["step"] == 31
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(resumed[f"model/{name}"], value, atol=1e-6, rtol=0, msg=name)
+
+    # ... and the run goes on (an exact resume now: it was saved under 1 process), learning.
+    train(run, resume=True, steps=40, progress="none")
+    m = metrics(run)
+    assert sorted(m)[-10:] == list(range(31, 41)) and m[40]["val_loss"] < m[30]["val_loss"]  # (log_every 1 kept)
+
+
+def test_a_one_process_run_continues_under_two_launched_by_torchrun_in_elastic_mode(corpus, tmp_path):
+    run = tmp_path / "run"
+    train(run, corpus=str(corpus), batch_size=B, progress="none", **{**OPTIONS, "steps": 10})
+    done = subprocess.run(torchrun_command(2, "-m", "rnnkit", "train", "--level", "char", "--out", run, "--resume",
+                                           "--steps", 20, "--progress", "lines", nnodes="1:4"),
+                          capture_output=True, text=True, timeout=120, env=ENV)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("note: the run was trained by 1 process and continues under 2 processes: its 4 streams "
+                             "are re-cut into 8 at ") == 1  # rank 0 alone prints
+    assert json.loads((run / "config.json").read_text())["world_size"] == 2
+    tensors, meta = load_checkpoint(run / "last.safetensors")
+    assert meta["progress"]["step"] == 20 and meta["data"]["world_size"] == 2
+    assert {float(t) for k, t in tensors.items() if k.startswith("optim/") and k.endswith("/step")} == {20.0}
+    m = metrics(run)
+    assert sorted(m) == list(range(2, 21, 2)) and m[20]["val_loss"] < m[10]["val_loss"]
 
 
 def test_a_text_too_short_for_all_streams_is_refused(tmp_path):

@@ -1,7 +1,6 @@
 """Data-parallel training over gloo on loopback, 2 CPU processes launched by torchrun:
 N processes with per-rank batch B equal one process with batch N*B; a 2-process run
 resumes exactly from its checkpoint; mismatched ranks are refused."""
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,20 +9,13 @@ import numpy as np
 import pytest
 
 import rnnkit
+from tests.launch import torchrun_command
 
 WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def torchrun(n, *args, check=True):
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={n}", "--nnodes=1",
-           "--master_addr=127.0.0.1", f"--master_port={free_port()}", str(WORKER), *map(str, args)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(torchrun_command(n, WORKER, *args), capture_output=True, text=True, timeout=240)
     if check and done.returncode != 0:
         raise AssertionError(f"torchrun failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return done
