@@ -247,7 +247,11 @@ async def _events(server: Server, request: Request, job: Job, deadline: float):
                 job.cancel()
                 raise APIError(504, f"the completion ran past the request timeout of "
                                     f"{server.limits.request_timeout_s:g} s (--request-timeout)", "timeout_error")
-            deltas, finishes, error = get.result()
+            items = [get.result()]
+            while not job.queue.empty():  # fallen behind the worker: send what is there at once
+                items.append(job.queue.get_nowait())
+            deltas, finishes = _merged(items)
+            error = next((e for _, _, e in items if e), None)
             if error:
                 job.cancel()
                 raise APIError(503, error, "server_error")
@@ -255,6 +259,17 @@ async def _events(server: Server, request: Request, job: Job, deadline: float):
             yield deltas, finishes
     finally:
         watch.cancel()
+
+
+def _merged(items: list) -> tuple[list, list]:
+    """Several queue items of one job as one: each choice's texts joined, in order."""
+    if len(items) == 1:
+        return items[0][0], items[0][1]
+    texts: dict[int, list[str]] = {}
+    for deltas, _, _ in items:
+        for k, text in deltas:
+            texts.setdefault(k, []).append(text)
+    return [(k, "".join(parts)) for k, parts in texts.items()], [f for _, finishes, _ in items for f in finishes]
 
 
 def _sse_data(payload) -> bytes:
@@ -269,12 +284,12 @@ async def _sse(server: Server, request: Request, job: Job, head: dict, tail: dic
     status = 200
     try:
         try:
+            prefix = json.dumps(head)[:-1] + ', "choices": [{"text": '  # the chunks' common start, made once
             async for deltas, finishes in _events(server, request, job, deadline):
                 ended = dict(finishes)
                 chunks = [(k, text, ended.pop(k, None)) for k, text in deltas] + [(k, "", r) for k, r in ended.items()]
-                for k, text, reason in chunks:
-                    yield _sse_data({**head, "choices": [{"text": text, "index": k, "logprobs": None,
-                                                          "finish_reason": reason}]})
+                yield b"".join(f'data: {prefix}{json.dumps(text)}, "index": {k}, "logprobs": null, "finish_reason": '
+                               f'{json.dumps(reason)}}}]}}\n\n'.encode() for k, text, reason in chunks)
         except APIError as exc:
             status = exc.status
             yield _sse_data(exc.body())

@@ -70,6 +70,8 @@ class Job:
         self.generated = 0  # tokens generated over all choices (usage.completion_tokens)
         self.cancelled = False  # set by the handler (disconnect, timeout); the worker drops the job
         self.step = 0
+        self._held: list[list[str]] = [[] for _ in range(n)]  # text of a request that does not stream
+        self._ended: list = []
         self.logits = self.state = self.uniforms = self.generator = None
 
     @property
@@ -97,7 +99,16 @@ class Job:
             finishes.append((k, reason))
 
     def emit(self, deltas: list, finishes: list, error: str | None = None) -> None:
-        """Hand a step's results to the handler's event loop (from any thread)."""
+        """Hand a step's results to the handler's event loop (from any thread). A request that
+        does not stream gets its text once, when every choice is done (or on an error)."""
+        if not self.request.stream:
+            for k, text in deltas:
+                self._held[k].append(text)
+            self._ended += finishes
+            if not (self.done or error):
+                return
+            deltas = [(k, "".join(parts)) for k, parts in enumerate(self._held) if parts]
+            finishes, self._held, self._ended = self._ended, [[] for _ in self._held], []
         if deltas or finishes or error:
             try:
                 self.loop.call_soon_threadsafe(self.queue.put_nowait, (deltas, finishes, error))

@@ -11,7 +11,7 @@ from rnnkit.serve.scheduler import BatchScheduler, Completion, Job, SoloGenerato
 
 def completion(**kw) -> Completion:
     base = dict(prompt="ROMEO:", max_tokens=50, temperature=1.0, top_k=None, top_p=None, seed=0, n=1, stop=(),
-                stream=False)
+                stream=True)  # streamed: tokens come step by step (a request that does not stream gets them at the end)
     return Completion(**{**base, **kw})
 
 
@@ -112,3 +112,19 @@ def test_one_at_a_time_runs_give_the_cli_text(models, runs, name, capsys):
     length = ["--length", "20"] if name == "gru" else ["--words", "20"]
     assert main(["generate", str(runs / name), "--prime", prime, *length, "--seed", "6", "--top-p", "0.9"]) == 0
     assert capsys.readouterr().out.rstrip("\n") == prime + text
+
+
+def test_a_request_that_does_not_stream_gets_its_text_once(models):
+    lm = models["char"].engine
+
+    async def run():
+        job = new_job(lm, completion(max_tokens=40, n=2, seed=8, stream=False))
+        await models["char"].generator.start(job)
+        items = [await job.queue.get()]
+        await asyncio.sleep(0.05)
+        return items + [job.queue.get_nowait() for _ in range(job.queue.qsize())]
+
+    (item,) = asyncio.run(run())
+    deltas, finishes, error = item
+    assert error is None and sorted(finishes) == [(0, "length"), (1, "length")]
+    assert [t for _, t in sorted(deltas)] == alone(lm, completion(max_tokens=40, n=2, seed=8))
