@@ -99,8 +99,17 @@ class Job:
             finishes.append((k, reason))
 
     def emit(self, deltas: list, finishes: list, error: str | None = None) -> None:
-        """Hand a step's results to the handler's event loop (from any thread). A request that
-        does not stream gets its text once, when every choice is done (or on an error)."""
+        """Hand a step's results to the handler's event loop (from any thread)."""
+        item = self.item(deltas, finishes, error)
+        if item is not None:
+            try:
+                self.loop.call_soon_threadsafe(self.queue.put_nowait, item)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+    def item(self, deltas: list, finishes: list, error: str | None = None) -> tuple | None:
+        """The queue item for a step's results, or None when there is nothing to send yet: a
+        request that does not stream gets its text once, when every choice is done (or on an error)."""
         if not self.request.stream:
             for k, text in deltas:
                 self._held[k].append(text)
@@ -109,17 +118,18 @@ class Job:
                 return
             deltas = [(k, "".join(parts)) for k, parts in enumerate(self._held) if parts]
             finishes, self._held, self._ended = self._ended, [[] for _ in self._held], []
-        if deltas or finishes or error:
-            try:
-                self.loop.call_soon_threadsafe(self.queue.put_nowait, (deltas, finishes, error))
-            except RuntimeError:  # the loop is closed: nobody is waiting any more
-                pass
+        return (deltas, finishes, error) if deltas or finishes or error else None
 
     def end_empty(self) -> None:
         """``max_tokens`` 0: every choice ends at once, with no text."""
         finishes = [(k, "length") for k in range(self.request.n)]
         self.finish = ["length"] * self.request.n
         self.emit([], finishes)
+
+
+def _put_all(items: list) -> None:
+    for queue, item in items:
+        queue.put_nowait(item)
 
 
 def _seeded(seed: int) -> torch.Generator:
@@ -229,6 +239,7 @@ class BatchScheduler:
                 tokens[rows] = sample_next(torch.from_numpy(b.logits[rows]), r.temperature, r.top_k, r.top_p,
                                            generator=job.generator).numpy()
         token_text = self.vocab.token_text
+        out: dict = {}  # loop -> [(job, item)]: one wake-up of each event loop a step, not one per request
         for job in self._jobs:
             deltas, finishes = [], []
             for k, row in enumerate(job.rows):
@@ -237,7 +248,14 @@ class BatchScheduler:
                     job.push(k, token_text(token, job.prev[k]), deltas, finishes)
                     job.prev[k] = token
             job.step += 1
-            job.emit(deltas, finishes)
+            item = job.item(deltas, finishes)
+            if item is not None:
+                out.setdefault(job.loop, []).append((job.queue, item))
+        for loop, items in out.items():
+            try:
+                loop.call_soon_threadsafe(_put_all, items)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
         self._drop([j for j in self._jobs if j.done or j.cancelled])
         if b.n:
             b.step(self._tokens[:b.n])

@@ -45,6 +45,10 @@ def serve(app, host: str = "127.0.0.1", port: int = 8000, shutdown_timeout: floa
     # uvicorn re-raises the signal it stopped on once it is done; with this handler in place a
     # SIGTERM then ends `serve` normally (exit status 0) instead of killing the process.
     previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    # The batch worker gives the GIL up inside every C step and must win it back from the event
+    # loop: at Python's default 5 ms switch interval it waits behind the loop's callbacks (64
+    # SSE streams ran 25% slower than the same requests without streaming); at 0.2 ms it does not.
+    sys.setswitchinterval(0.0002)
     shown = f"[{host}]" if ":" in host else host
     (announce or (lambda url: print(f"rnnkit serve: listening on {url} (SIGTERM or Ctrl-C stops)",
                                     file=sys.stderr, flush=True)))(f"http://{shown}:{bound}")
