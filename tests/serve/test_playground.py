@@ -135,7 +135,8 @@ def test_training_curves(page, served, runs):
     points = page.get_attribute("#curves figure[data-metric='train_loss'] polyline", "points").split()
     assert len(points) == len(logged) >= 1
     assert page.locator("#curves figure[data-metric='train_loss'] circle.dot").count() == len(logged)
-    assert page.text_content("#curves-info") == f"{len(records)} records from metrics.jsonl, against step"
+    plural = "" if len(records) == 1 else "s"
+    assert page.text_content("#curves-info") == f"{len(records)} record{plural} from metrics.jsonl, against step"
     page.select_option("#model", "dates")  # a seq2seq run: its curves are per epoch, from config.json
     page.wait_for_selector("#curves figure[data-metric='loss']")
     assert page.text_content("#curves-info").endswith("from config.json, against epoch")

@@ -261,7 +261,7 @@ async function loadCurves(id) {
   const keys = [...new Set(points.flatMap((p) => Object.keys(p)))]
     .filter((k) => !NOT_CURVES.has(k) && points.some((p) => typeof p[k] === "number"));
   $("curves-info").textContent = points.length
-    ? `${points.length} records from ${data.source}, against ${xKey}`
+    ? `${points.length} record${points.length === 1 ? "" : "s"} from ${data.source}, against ${xKey}`
     : `no training records in ${data.source || "this run"}`;
   for (const key of keys) {
     const series = points.filter((p) => typeof p[xKey] === "number" && Number.isFinite(p[key]))
