@@ -127,11 +127,13 @@ async def aggregate(url: str, streams: int, tokens: int, seconds: float, stream:
             while time.perf_counter() < end:
                 body = {"model": "lstm", "prompt": "ROMEO:", "max_tokens": tokens, "seed": seed, "stream": stream}
                 seed += 1000
-                if stream:
+                if stream:  # the client reads bytes and parses only the usage chunk at the end
+                    tail = b""
                     async with c.stream("POST", "/v1/completions", json=body) as r:
-                        async for line in r.aiter_lines():
-                            if line.startswith("data: {") and '"usage"' in line:
-                                total += json.loads(line[6:])["usage"]["completion_tokens"]
+                        async for data in r.aiter_raw():
+                            tail = (tail + data)[-4096:]
+                    usage = next(x for x in tail.split(b"\n\n") if b'"usage"' in x)
+                    total += json.loads(usage[6:])["usage"]["completion_tokens"]
                 else:
                     r = await c.post("/v1/completions", json=body)
                     r.raise_for_status()
@@ -169,12 +171,11 @@ async def memory(url: str, pid: int, streams: int, marks: tuple[int, int]) -> di
     seen: dict[int, float] = {}
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=httpx.Limits(max_connections=streams + 8)) as c:
         async def client(i):
-            body = {"model": "lstm", "prompt": "ROMEO:", "max_tokens": marks[1] + 50, "seed": i, "stream": True}
+            body = {"model": "lstm", "prompt": "ROMEO:", "max_tokens": 2 * marks[1], "seed": i, "stream": True}
             async with c.stream("POST", "/v1/completions", json=body) as r:
-                async for line in r.aiter_lines():
-                    if line.startswith("data: {"):
-                        for ch in json.loads(line[6:]).get("choices", []):
-                            counts[i] += len(ch["text"])
+                async for data in r.aiter_raw():
+                    # chunks, not characters: a chunk holds one token or more, so a mark is passed late, never early
+                    counts[i] += data.count(b'"finish_reason": null')
                     for mark in marks:
                         if mark not in seen and min(counts) >= mark:
                             seen[mark] = rss_mib(pid)
