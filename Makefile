@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[test,plot,onnx,tensorboard]'
+	$(BIN)/pip install -q -e '.[test,plot,onnx,tensorboard,serve]'
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import bench, demo, export, generate, lm, train, seq2seq
+from . import bench, demo, export, generate, lm, serve, train, seq2seq
 
 # Each module contributes ``register(subparsers)`` and sets ``func`` on its parser.
-COMMAND_MODULES = [demo, train, generate, lm, seq2seq, bench, export]
+COMMAND_MODULES = [demo, train, generate, lm, seq2seq, bench, export, serve]
 
 
 class CLIError(Exception):
