@@ -9,6 +9,10 @@ from .. import limits
 from ..utils import file_in_the_way
 
 
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
 def check_writable(option: str, path: str | None) -> None:
     """Raise ValueError (one line) when ``path`` cannot be written as a file; None passes."""
     if path is None:

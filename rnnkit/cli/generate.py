@@ -43,7 +43,7 @@ def register(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .checks import check_writable
-    from .main import CLIError
+    from .checks import CLIError
 
     check_writable("--json", args.json)
     level = RunFolder.open(args.run_dir).read_config().get("level")

@@ -9,13 +9,11 @@ import argparse
 import sys
 
 from . import bench, demo, export, generate, lm, serve, train, seq2seq
+from .checks import CLIError
 
 # Each module contributes ``register(subparsers)`` and sets ``func`` on its parser.
 COMMAND_MODULES = [demo, train, generate, lm, seq2seq, bench, export, serve]
 
-
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

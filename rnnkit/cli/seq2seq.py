@@ -117,7 +117,7 @@ def run_train(args) -> int:
     from ..seq2seq import checkpoint
     from ..seq2seq.tasks import PRESETS, dates_task, pairs_task
     from ..seq2seq.train import TrainConfig, train_run
-    from .main import CLIError
+    from .checks import CLIError
 
     from ..lm.run import RunFolder, describe_run
     from ..utils import check_folder_path
@@ -184,7 +184,7 @@ def _read_stdin_lines() -> list[str]:
 
 def run_translate(args) -> int:
     from ..seq2seq.translate import Translator
-    from .main import CLIError
+    from .checks import CLIError
 
     translator = Translator.load(args.run)
     if args.beam < 1:

@@ -52,7 +52,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import sys
 
-    from .main import CLIError
+    from .checks import CLIError
 
     try:
         import starlette  # noqa: F401

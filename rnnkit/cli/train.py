@@ -87,7 +87,7 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .main import CLIError
+    from .checks import CLIError
 
     engine = LEVELS.get(args.level)
     if engine is None:
