@@ -34,6 +34,7 @@
 
 #include <omp.h>
 
+#include "sample_cdf.h"
 #include "simd_math.h"
 
 #define RNNKIT_MAX_LAYERS 16
@@ -186,11 +187,9 @@ void rnnkit_lstm_batch_step(rnnkit_lstm_batch *m, int32_t n, const int32_t *toke
     }
 }
 
-/* For each stream s < n with plain[s]: out[s] = the first index whose cumulative
- * softmax(logits[s] / temperature[s]) reaches uniforms[s] (scaled by the total), as
- * rnnkit.lm.fastgen.sample_stream computes it: exp(z - shift[s]) with a shift no logit exceeds,
- * so nothing overflows; if everything underflows the largest z is the shift instead.
- * cdf: scratch of threads * vocab doubles. Streams without plain[s] are left alone. */
+/* For each stream s < n with plain[s]: out[s] = rnnkit_sample_cdf of uniforms[s] at
+ * temperature[s] and shift[s] (sample_cdf.h). cdf: scratch of threads * vocab doubles.
+ * Streams without plain[s] are left alone. */
 void rnnkit_lstm_batch_sample(const rnnkit_lstm_batch *m, int32_t n, const uint8_t *plain, const double *uniforms,
                               const double *temperature, const double *shift, double *cdf_all, int32_t *out) {
     const int V = m->vocab;
@@ -202,31 +201,8 @@ void rnnkit_lstm_batch_sample(const rnnkit_lstm_batch *m, int32_t n, const uint8
         double *cdf = cdf_all + (size_t)t * V;
         for (int s = sa; s < sz; s++) {
             if (!plain[s]) continue;
-            const float *logits = m->logits + (size_t)s * m->ldv;
-            const double T = temperature[s];
-            double total = 0;
-            for (int v = 0; v < V; v++) {
-                total += exp((double)logits[v] / T - shift[s]);
-                cdf[v] = total;
-            }
-            if (!(total > 1e-200)) {
-                double top = (double)logits[0] / T;
-                for (int v = 1; v < V; v++)
-                    if ((double)logits[v] / T > top) top = (double)logits[v] / T;
-                total = 0;
-                for (int v = 0; v < V; v++) {
-                    total += exp((double)logits[v] / T - top);
-                    cdf[v] = total;
-                }
-            }
-            const double target = uniforms[s] * total;
-            int lo = 0, hi = V - 1;
-            while (lo < hi) {
-                const int mid = lo + (hi - lo) / 2;
-                if (cdf[mid] < target) lo = mid + 1;
-                else hi = mid;
-            }
-            out[s] = lo;
+            out[s] = rnnkit_sample_cdf(m->logits + (size_t)s * m->ldv, V, temperature[s], shift[s],
+                                       uniforms[s], cdf);
         }
     }
 }

@@ -23,6 +23,7 @@
 
 #include <omp.h>
 
+#include "sample_cdf.h"
 #include "simd_math.h"
 
 #define RNNKIT_MAX_LAYERS 16
@@ -123,38 +124,13 @@ void rnnkit_lstm_step(rnnkit_lstm *m, int32_t token) {
     m->cur = 1 - m->cur;
 }
 
-/* n tokens sampled from the logits in m->logits, each fed back with a step: out[k] is the
- * first index whose cumulative softmax(logits / temperature) reaches uniforms[k] (scaled by the
- * total), as rnnkit.lm.fastgen.sample_stream computes it: exp(z - shift) with a shift no logit
- * exceeds, so nothing overflows; if everything underflows (very low temperature) the largest
- * z is the shift instead. cdf: scratch of `vocab` doubles. */
+/* n tokens sampled from the logits in m->logits, each fed back with a step: out[k] is
+ * rnnkit_sample_cdf of uniforms[k] (sample_cdf.h). cdf: scratch of `vocab` doubles. */
 void rnnkit_lstm_sample(rnnkit_lstm *m, const double *uniforms, int32_t n, double temperature, double shift,
                         double *cdf, int32_t *out) {
     const int V = m->vocab;
     for (int k = 0; k < n; k++) {
-        double total = 0;
-        for (int v = 0; v < V; v++) {
-            total += exp((double)m->logits[v] / temperature - shift);
-            cdf[v] = total;
-        }
-        if (!(total > 1e-200)) {
-            double top = (double)m->logits[0] / temperature;
-            for (int v = 1; v < V; v++)
-                if ((double)m->logits[v] / temperature > top) top = (double)m->logits[v] / temperature;
-            total = 0;
-            for (int v = 0; v < V; v++) {
-                total += exp((double)m->logits[v] / temperature - top);
-                cdf[v] = total;
-            }
-        }
-        const double target = uniforms[k] * total;
-        int lo = 0, hi = V - 1;
-        while (lo < hi) {
-            const int mid = lo + (hi - lo) / 2;
-            if (cdf[mid] < target) lo = mid + 1;
-            else hi = mid;
-        }
-        out[k] = lo;
-        rnnkit_lstm_step(m, lo);
+        out[k] = rnnkit_sample_cdf(m->logits, V, temperature, shift, uniforms[k], cdf);
+        rnnkit_lstm_step(m, out[k]);
     }
 }
