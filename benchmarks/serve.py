@@ -25,12 +25,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -45,6 +43,7 @@ from rnnkit.lm.batchgen import BatchLSTM  # noqa: E402
 from rnnkit.lm.charlm import CharLM, CharLMConfig  # noqa: E402
 from rnnkit.lm.fastgen import set_blas_threads  # noqa: E402
 from rnnkit.lm.streams import Vocab  # noqa: E402
+from rnnkit.serve.server import spawn  # noqa: E402
 
 TOKENS = [chr(c) for c in range(32, 97)]  # 65 printable characters
 
@@ -95,15 +94,8 @@ def step_rate(model: CharLM, batch: BatchLSTM, rows: int, steps: int) -> float:
 
 # ------------------------------------------------------------ the server
 def start_server(run: Path, threads: int) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "rnnkit", "serve", str(run), "--port", "0", "--threads",
-                             str(threads), "--max-tokens", "100000", "--max-streams", "512"],
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    for line in proc.stderr:
-        found = re.search(r"listening on (http://\S+)", line)
-        if found:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, found.group(1)
-    raise SystemExit(f"the server did not start (exit status {proc.wait()})")
+    return spawn([run, "--port", "0", "--threads", threads, "--max-tokens", "100000", "--max-streams", "512"],
+                 cwd=ROOT)
 
 
 def rss_mib(pid: int) -> float:

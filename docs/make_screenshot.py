@@ -11,23 +11,11 @@ from __future__ import annotations
 
 import argparse
 import io
-import re
 import shutil
-import subprocess
 import sys
-import threading
 from pathlib import Path
 
-
-def start(runs: list[str]) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "rnnkit", "serve", *runs, "--port", "0"], stderr=subprocess.PIPE,
-                            text=True)
-    for line in proc.stderr:
-        found = re.search(r"listening on (http://\S+)", line)
-        if found:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()
-            return proc, found.group(1)
-    raise SystemExit(f"rnnkit serve exited with {proc.wait()}")
+from rnnkit.serve.server import spawn
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
-    proc, url = start([args.lm, args.seq2seq])
+    proc, url = spawn([args.lm, args.seq2seq, "--port", "0"])
     lm_id, s2s_id = Path(args.lm).name, Path(args.seq2seq).name
     shots = []
     try:

@@ -2,12 +2,9 @@
 errors, no growth in threads or memory), and SIGTERM (stops accepting, cuts the open stream,
 exits 0). Also the command's one-line refusals."""
 import json
-import os
-import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 
@@ -15,19 +12,11 @@ import httpx
 import pytest
 
 from rnnkit.cli.main import main
+from rnnkit.serve.server import spawn
 
 
 def start(runs, *options) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "rnnkit", "serve", str(runs / "char"), str(runs / "dates"),
-                             "--port", "0", "--threads", "1", *options], stderr=subprocess.PIPE, text=True)
-    end = time.monotonic() + 60
-    for line in proc.stderr:
-        found = re.search(r"listening on (http://\S+)", line)
-        if found:
-            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep the pipe drained
-            return proc, found.group(1)
-        assert time.monotonic() < end, "the server did not start"
-    raise AssertionError(f"the server exited with {proc.wait()}")
+    return spawn([runs / "char", runs / "dates", "--port", "0", "--threads", "1", *options])
 
 
 def proc_status(pid: int) -> dict:
