@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Layer, as_tensor
-from .recurrent import RecurrentBase, _GRUMath, _LSTMMath, _Recurrence, _SimpleRNNMath
+from .recurrent import RecurrentBase, _GRUMath, _LSTMMath, _Recurrence, _SimpleRNNMath, step_loop
 from .registry import deserialize_layer, register, serialize_layer
 
 
@@ -429,24 +429,17 @@ class RNN(RecurrentBase):
     def _loop(self, x, mask, states, training, last_only=False):  # every step's output: last_only unused
         if self._call_cell is None:
             return self.cell._loop(x, mask, states, training)
-        prev_out, outputs = None, []
-        for t in range(x.shape[1]):
+
+        def step(t, states):
             # A tuple, as Keras's backends hand the states to the cell (nested entries are lists).
             out, new_states = self._call_cell(x[:, t], tuple(self._nest(states)), training)
             new_states = _flatten(new_states)
             if len(new_states) != len(states):
                 raise ValueError(f"layer {self.name!r} (RNN): the cell returned {len(new_states)} state tensor(s), "
                                  f"its state_size {self.cell.state_size!r} says {len(states)}")
-            if mask is not None:
-                m = mask[:, t].unsqueeze(-1)
-                prev_out = torch.zeros_like(out) if prev_out is None else prev_out
-                out = torch.where(m, out, prev_out)
-                new_states = [torch.where(m, n, s) for n, s in zip(new_states, states)]
-            outputs.append(out)
-            prev_out, states = out, new_states
-        if not outputs:
-            return x.new_zeros(x.shape[0], 0, self.units), states
-        return torch.stack(outputs, 1), states
+            return out, new_states
+
+        return step_loop(x, mask, states, self.units, step)
 
     def _outputs(self, seq, finals, states):
         out = seq if self.return_sequences else seq[:, -1] if seq.shape[1] else states[0]

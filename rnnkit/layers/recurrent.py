@@ -56,6 +56,25 @@ def _swap_rz(w: torch.Tensor) -> torch.Tensor:
     return torch.cat([z, r, n], dim=0)
 
 
+def step_loop(x: torch.Tensor, mask, states: list, units: int, step) -> tuple[torch.Tensor, list]:
+    """Runs ``step(t, states) -> (out (batch, units), new states)`` over the time axis of
+    ``x (batch, time, ...)``. Where ``mask (batch, time)`` is False a row keeps its previous
+    output (zeros before its first step) and its states, as Keras's RNN does.
+    Returns ``(outputs (batch, time, units), final states)``."""
+    prev_out, outputs = None, []
+    for t in range(x.shape[1]):
+        out, new_states = step(t, states)
+        if mask is not None:
+            m = mask[:, t].unsqueeze(-1)
+            out = torch.where(m, out, torch.zeros_like(out) if prev_out is None else prev_out)
+            new_states = [torch.where(m, n, s) for n, s in zip(new_states, states)]
+        outputs.append(out)
+        prev_out, states = out, new_states
+    if not outputs:
+        return x.new_zeros(x.shape[0], 0, units), states
+    return torch.stack(outputs, 1), states
+
+
 class _Recurrence:
     """The weights and the one-step math of SimpleRNN, LSTM and GRU, shared by the layers
     (`SimpleRNN`, ...) and the cells (`rnnkit.layers.cells.SimpleRNNCell`, ...), so that
@@ -171,19 +190,7 @@ class _Recurrence:
         # last_only (only the final step is read) lets a loop skip the other outputs; this one needs them.
         proj = F.linear(x, self.weight_ih, self.bias_ih)  # all steps' input projections at once
         rec_keep = self._recurrent_keep(states[0], training)
-        prev_out = x.new_zeros(x.shape[0], self.units)
-        outputs = []
-        for t in range(x.shape[1]):
-            out, new_states = self.step(proj[:, t], states, rec_keep)
-            if mask is not None:
-                m = mask[:, t].unsqueeze(-1)
-                out = torch.where(m, out, prev_out)
-                new_states = [torch.where(m, n, s) for n, s in zip(new_states, states)]
-            outputs.append(out)
-            prev_out, states = out, new_states
-        if not outputs:
-            return x.new_zeros(x.shape[0], 0, self.units), states
-        return torch.stack(outputs, 1), states
+        return step_loop(x, mask, states, self.units, lambda t, states: self.step(proj[:, t], states, rec_keep))
 
     def step(self, proj_t, states, rec_keep):  # pragma: no cover - interface
         """One time step from the input projection ``proj_t (batch, gates*units)``."""
